@@ -1,0 +1,3 @@
+from keyward.cli import main
+
+main()
