@@ -1,0 +1,115 @@
+"""Opening the database: URL normalisation, SQLite pragmas, file modes, write transactions.
+
+SQLite is the embedded default and is written by the daemon and by CLI invocations at once. With
+pysqlite's default deferred transactions, read-modify-write cycles either lose updates or fail with
+"database is locked"; issuing `BEGIN IMMEDIATE` ourselves (SQLAlchemy's documented recipe) makes
+writers queue on the busy timeout instead. WAL lets readers go on while one writer writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from keyward.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+# Execution option marking a connection that only reads.
+READ_ONLY = "keyward_read_only"
+
+
+def normalise_url(url: str) -> str:
+    """Return `url` with the driver keyward ships for it (psycopg 3 for PostgreSQL).
+
+    Raise StorageError naming the URL's scheme when SQLAlchemy cannot parse it.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"database URL is not valid: {_redact_url(url)}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://", 1)[0] + "://…"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 inside a 0700 directory before SQLite creates it 0644.
+
+    The file holds key strings; it must never be readable by anyone else, not even for an instant.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    for sidecar in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if sidecar.exists() and (sidecar.stat().st_mode & 0o077):
+            os.chmod(sidecar, 0o600)
+
+
+def make_engine(url: str) -> Engine:
+    """Return an Engine for `url`; SQLite files get WAL, a busy timeout and BEGIN IMMEDIATE."""
+    url = normalise_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        try:
+            prepare_sqlite_file(path)
+        except OSError as exc:
+            raise StorageError(f"cannot create the database file {path}: {exc.strerror}") from exc
+        # SQLite creates -wal/-shm files with the main file's mode, and our umask keeps them private.
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _install_sqlite_hooks(engine)
+        return engine
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        _install_sqlite_hooks(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # Readers (status, current) take a deferred transaction so they never queue behind writers.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"

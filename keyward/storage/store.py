@@ -1,0 +1,307 @@
+"""The database handle and the queries on pools, projects, keys, the journal and small values.
+
+Services own transactions (`with store.write() as s:`) and call these functions inside them, so one
+decision and everything it changes commit together. Usage and rotation-journal queries live beside
+this module (`usage_queries`, `rotation_queries`); nothing outside `keyward.storage` writes SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from keyward.errors import NotFound, StorageError
+from keyward.keystrings import mask
+from keyward.storage.engine import READ_ONLY, make_engine
+from keyward.storage.models import (
+    LIVE_STATES,
+    ORIGIN_CLI,
+    Event,
+    Key,
+    Limit,
+    Meta,
+    Pool,
+    Project,
+)
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def fingerprint(secret: str) -> str:
+    """Return a stable digest identifying a key string without revealing it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Store:
+    """An open database: an Engine plus transaction helpers."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> "Store":
+        """Open the database at `url`, upgrading its schema first when `upgrade` is True."""
+        from keyward.storage.migrate import ensure_current
+
+        store = cls(make_engine(url))
+        try:
+            ensure_current(store.engine, upgrade=upgrade)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database write failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction that never queues behind writers."""
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                    yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database read failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0][:200]
+
+
+# Pools ---------------------------------------------------------------------------------------------
+
+
+def get_pool(s: Session, name: str) -> Pool:
+    pool = s.scalar(select(Pool).where(Pool.name == name))
+    if pool is None:
+        raise NotFound(f"no pool named {name!r} (see `keyward pool list`)")
+    return pool
+
+
+def find_pool(s: Session, name: str) -> Pool | None:
+    return s.scalar(select(Pool).where(Pool.name == name))
+
+
+def list_pools(s: Session) -> Sequence[Pool]:
+    return s.scalars(select(Pool).order_by(Pool.name)).all()
+
+
+def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:
+    pool = find_pool(s, name)
+    if pool is None:
+        pool = Pool(name=name, model=model, origin=origin, created_at=utcnow(), all_exhausted=False)
+        s.add(pool)
+        s.flush()
+    else:
+        pool.model = model
+        pool.origin = origin
+    return pool
+
+
+# Projects ------------------------------------------------------------------------------------------
+
+
+def get_project(s: Session, project_id: str) -> Project:
+    project = find_project(s, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id!r} (see `keyward project list`)")
+    return project
+
+
+def find_project(s: Session, project_id: str) -> Project | None:
+    return s.scalar(select(Project).where(Project.project_id == project_id))
+
+
+def list_projects(s: Session, pool: str | None = None) -> Sequence[Project]:
+    q = (
+        select(Project)
+        .options(selectinload(Project.pool), selectinload(Project.limits))
+        .order_by(Project.project_id)
+    )
+    if pool is not None:
+        q = q.join(Pool).where(Pool.name == pool)
+    return s.scalars(q).all()
+
+
+def upsert_project(s: Session, project_id: str, pool: Pool, **fields) -> Project:
+    """Create the project or update the given fields; return it."""
+    project = find_project(s, project_id)
+    if project is None:
+        project = Project(project_id=project_id, pool=pool, created_at=utcnow(), rotation_failures=0,
+                          allowed_ips="", managed=False)
+        s.add(project)
+    project.pool = pool
+    for name, value in fields.items():
+        setattr(project, name, value)
+    s.flush()
+    return project
+
+
+def remove_project(s: Session, project: Project) -> None:
+    s.delete(project)
+    s.flush()
+
+
+def set_limit(s: Session, project: Project, model: str, *, rpm, tpm, rpd, source: str) -> Limit:
+    limit = s.scalar(select(Limit).where(Limit.project_pk == project.id, Limit.model == model))
+    if limit is None:
+        limit = Limit(project_pk=project.id, model=model)
+        s.add(limit)
+    # Limits from the config are the operator's word; Google's figures never overwrite them.
+    if limit.source == "config" and source == "google":
+        return limit
+    limit.rpm, limit.tpm, limit.rpd, limit.source, limit.updated_at = rpm, tpm, rpd, source, utcnow()
+    s.flush()
+    return limit
+
+
+def clear_limits(s: Session, project: Project, source: str) -> None:
+    s.execute(delete(Limit).where(Limit.project_pk == project.id, Limit.source == source))
+
+
+# Keys ----------------------------------------------------------------------------------------------
+
+
+def add_key(
+    s: Session,
+    project: Project,
+    *,
+    key_id: str,
+    secret: str | None,
+    kind: str,
+    state: str,
+    origin: str,
+    now: datetime | None = None,
+    **fields,
+) -> Key:
+    now = now or utcnow()
+    key = Key(
+        key_id=key_id,
+        project_pk=project.id,
+        kind=kind,
+        state=state,
+        origin=origin,
+        secret=secret,
+        masked=mask(secret) if secret else "-",
+        fingerprint=fingerprint(secret) if secret else "",
+        created_at=now,
+        **fields,
+    )
+    s.add(key)
+    s.flush()
+    return key
+
+
+def set_secret(key: Key, secret: str) -> None:
+    key.secret = secret
+    key.masked = mask(secret)
+    key.fingerprint = fingerprint(secret)
+
+
+def get_key(s: Session, key_id: str) -> Key:
+    key = find_key(s, key_id)
+    if key is None:
+        raise NotFound(f"no key {key_id!r} (see `keyward key list`)")
+    return key
+
+
+def find_key(s: Session, key_id: str) -> Key | None:
+    return s.scalar(select(Key).options(selectinload(Key.project)).where(Key.key_id == key_id))
+
+
+def find_key_by_secret(s: Session, secret: str) -> Key | None:
+    fp = fingerprint(secret)
+    return s.scalar(select(Key).options(selectinload(Key.project)).where(Key.fingerprint == fp))
+
+
+def keys_of(s: Session, project: Project, states: Sequence[str] | None = None) -> Sequence[Key]:
+    q = select(Key).where(Key.project_pk == project.id).order_by(Key.created_at, Key.id)
+    if states is not None:
+        q = q.where(Key.state.in_(states))
+    return s.scalars(q).all()
+
+
+def list_keys(s: Session, project_id: str | None = None, *, include_retired: bool = True) -> Sequence[Key]:
+    q = select(Key).join(Project).options(selectinload(Key.project)).order_by(Project.project_id, Key.created_at)
+    if project_id is not None:
+        q = q.where(Project.project_id == project_id)
+    if not include_retired:
+        q = q.where(Key.state.in_(LIVE_STATES))
+    return s.scalars(q).all()
+
+
+def active_keys_in_pool(s: Session, pool: Pool) -> Sequence[Key]:
+    q = (
+        select(Key)
+        .join(Project)
+        .options(selectinload(Key.project))
+        .where(Project.pool_id == pool.id, Key.state == "active")
+        .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
+    )
+    return s.scalars(q).all()
+
+
+# Journal and small values --------------------------------------------------------------------------
+
+
+def journal(
+    s: Session,
+    kind: str,
+    message: str,
+    *,
+    level: str = "info",
+    project: str | None = None,
+    pool: str | None = None,
+    key_id: str | None = None,
+    now: datetime | None = None,
+) -> Event:
+    """Append one event to the journal (in the caller's transaction, so it commits with the change)."""
+    event = Event(at=now or utcnow(), kind=kind, level=level, project_id=project, pool=pool,
+                  key_id=key_id, message=message)
+    s.add(event)
+    return event
+
+
+def recent_events(s: Session, limit: int = 20, *, project: str | None = None,
+                  levels: Sequence[str] | None = None) -> Sequence[Event]:
+    q = select(Event).order_by(Event.id.desc()).limit(limit)
+    if project is not None:
+        q = q.where(Event.project_id == project)
+    if levels is not None:
+        q = q.where(Event.level.in_(levels))
+    return s.scalars(q).all()
+
+
+def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> None:
+    row = s.get(Meta, name)
+    if row is None:
+        s.add(Meta(name=name, value=value, updated_at=now or utcnow()))
+    else:
+        row.value, row.updated_at = value, now or utcnow()
+
+
+def get_meta(s: Session, name: str) -> Meta | None:
+    return s.get(Meta, name)
