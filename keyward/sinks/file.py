@@ -1,0 +1,196 @@
+"""Publish a pool's key to a file, atomically, for programs and systemd units to read.
+
+Formats: `raw` is the key and a newline; `env` is `GEMINI_API_KEY=…` and `GOOGLE_API_KEY=…` lines
+for a unit's `EnvironmentFile=` (read only at unit start, so such consumers must be restarted).
+
+The write is a temp file in the same directory (so `os.replace` is a rename within one file
+system), given its final mode before any byte of the key is written, fsynced, renamed over the
+target, and the directory fsynced. Readers see the old file or the new one, never a torn one.
+
+`read_published_file` is the fast path for `keyward current`: it uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from keyward.errors import ConfigError, PublishError
+from keyward.sinks.base import Sink
+
+FORMATS = ("raw", "env")
+MODES = (0o600, 0o640)
+ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+TEMP_PREFIX = ".keyward-tmp-"
+
+log = logging.getLogger(__name__)
+
+
+def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
+    """Return the key in a file written by FileSink, or None if the file is missing or holds none.
+
+    OSError other than a missing file (e.g. permission denied) propagates.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    if format == "env":
+        for line in text.splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and name.strip() == ENV_NAMES[0]:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                    value = value[1:-1]
+                return value or None
+        return None
+    return text.strip() or None
+
+
+def _parse_mode(value: Any, pool: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value, 8)
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or value not in MODES:
+        raise ConfigError(f"file sink of pool {pool!r}: mode must be 0600 or 0640")
+    return int(value)
+
+
+class FileSink(Sink):
+    """Writes the key to `path` in `raw` or `env` format with mode 0600/0640 and an optional group."""
+
+    type_name = "file"
+    option_names = frozenset({"path", "format", "mode", "group"})
+
+    def __init__(self, pool: str, **options: Any) -> None:
+        super().__init__(pool, **options)
+        if "path" not in options:
+            raise ConfigError(f"file sink of pool {pool!r}: 'path' is required")
+        path = options["path"]
+        if not isinstance(path, (str, os.PathLike)) or not os.path.isabs(path):
+            raise ConfigError(f"file sink of pool {pool!r}: path must be an absolute path, got {path!r}")
+        self.path: str = os.path.normpath(os.fspath(path))
+        self.parent = os.path.dirname(self.path)
+        self.format = options.get("format", "raw")
+        if self.format not in FORMATS:
+            raise ConfigError(f"file sink of pool {pool!r}: format must be one of {', '.join(FORMATS)}")
+        self.mode = _parse_mode(options.get("mode", 0o600), pool)
+        self.group: str | None = options.get("group")
+        self._temp_prefix = f"{TEMP_PREFIX}{os.path.basename(self.path)}-"
+
+    def describe(self) -> str:
+        group = f", group {self.group}" if self.group else ""
+        return f"file {self.path} ({self.format}, {self.mode:04o}{group})"
+
+    def _render(self, secret: str) -> bytes:
+        if self.format == "env":
+            return "".join(f"{name}={secret}\n" for name in ENV_NAMES).encode()
+        return f"{secret}\n".encode()
+
+    def _gid(self) -> int:
+        if self.group is None:
+            return -1
+        import grp
+
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise PublishError(f"{self.describe()}: group {self.group!r} does not exist") from None
+
+    def _ensure_parent(self, gid: int) -> None:
+        parent = self.parent
+        if os.path.isdir(parent):
+            return
+        mode = 0o750 if self.mode == 0o640 else 0o700
+        try:
+            os.makedirs(parent, mode=mode)
+            os.chmod(parent, mode)  # mkdir's mode is filtered by the umask
+            if gid != -1:
+                os.chown(parent, -1, gid)
+        except FileExistsError:
+            pass  # created meanwhile by someone else
+        except OSError as exc:
+            raise PublishError(f"{self.describe()}: cannot create directory {parent}: {exc.strerror}") from None
+
+    def publish(self, secret: str, key_id: str) -> None:
+        """Replace the file with one holding `secret`; raise PublishError and keep the old file on failure."""
+        if not secret or any(c.isspace() for c in secret):
+            raise PublishError(f"{self.describe()}: refusing a key that is empty or contains whitespace")
+        import tempfile
+
+        gid = self._gid()
+        self._ensure_parent(gid)
+        parent = self.parent
+        try:
+            fd, temp = tempfile.mkstemp(prefix=self._temp_prefix, dir=parent)
+        except OSError as exc:
+            raise PublishError(f"{self.describe()}: cannot create a file in {parent}: {exc.strerror}") from None
+        step = "write it"
+        try:
+            try:
+                if gid != -1:
+                    step = f"give it group {self.group}"
+                    os.fchown(fd, -1, gid)
+                    step = "write it"
+                os.fchmod(fd, self.mode)
+                data = memoryview(self._render(secret))
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, self.path)
+        except OSError as exc:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise PublishError(f"{self.describe()}: cannot {step}: {exc.strerror}") from None
+        self._fsync_dir(parent)
+
+    @staticmethod
+    def _fsync_dir(parent: str) -> None:
+        # The rename is done and visible; the directory fsync only makes it survive a power loss.
+        try:
+            dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            log.warning("could not fsync directory %s: %s", parent, exc.strerror)
+
+    def read(self) -> str | None:
+        try:
+            return read_published_file(self.path, self.format)
+        except OSError as exc:
+            raise PublishError(f"{self.describe()}: cannot read it: {exc.strerror}") from None
+
+    def withdraw(self) -> None:
+        """Delete the published file; a file already gone is fine."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise PublishError(f"{self.describe()}: cannot remove it: {exc.strerror}") from None
+
+    def cleanup_stale_temp_files(self) -> int:
+        """Remove temp files a crashed writer of this sink left behind; return how many were removed."""
+        removed = 0
+        try:
+            names = os.listdir(self.parent)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            if name.startswith(self._temp_prefix):
+                try:
+                    os.unlink(os.path.join(self.parent, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed

@@ -1,0 +1,82 @@
+"""Run an operator's command after a key was published (like certbot's deploy hook).
+
+The command gets `KEYWARD_POOL` and `KEYWARD_KEY_ID` in its environment, never the key: it should
+read the published file or keyring itself. It runs without a shell, with stdin closed, in its own
+process group so a timeout kills everything it started. A failing hook is logged, not raised: the
+key is already published and the next pass must go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+OUTPUT_LOG_LIMIT = 2000
+
+
+def _truncate(output: bytes) -> str:
+    text = output.decode("utf-8", errors="replace").strip()
+    if len(text) > OUTPUT_LOG_LIMIT:
+        text = text[:OUTPUT_LOG_LIMIT] + f"… ({len(text) - OUTPUT_LOG_LIMIT} more characters)"
+    return text
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout: float) -> bool:
+    """Run `argv` for a key just published to `pool`; return True if it exited 0 within `timeout`.
+
+    A string is split like a shell would (shlex) but never run through one. Failures to start,
+    non-zero exits and timeouts are logged at warning and give False; this never raises for them.
+    """
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    if not args:
+        log.warning("post-publish hook for pool %s is empty; nothing run", pool)
+        return False
+    name = os.path.basename(args[0])
+    env = {**os.environ, "KEYWARD_POOL": pool, "KEYWARD_KEY_ID": key_id}
+    try:
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        log.warning("post-publish hook %s for pool %s could not start: %s", name, pool, exc.strerror or exc)
+        return False
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            output, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipe
+            proc.kill()
+            proc.wait()
+            output = b""
+        log.warning("post-publish hook %s for pool %s timed out after %gs and was killed", name, pool, timeout)
+        if output:
+            log.debug("post-publish hook %s output: %s", name, _truncate(output))
+        return False
+    if output:
+        log.debug("post-publish hook %s output: %s", name, _truncate(output))
+    if proc.returncode != 0:
+        log.warning("post-publish hook %s for pool %s failed with exit status %s", name, pool, proc.returncode)
+        return False
+    log.debug("post-publish hook %s for pool %s succeeded", name, pool)
+    return True
