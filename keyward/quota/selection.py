@@ -119,7 +119,8 @@ def choose(
     if current_key_id is None:
         why = _describe_best(best, live)
     elif current_any is None:
-        why = f"switched: current key {current_key_id} is no longer in the pool; " + _describe_best(best, live)
+        why = (f"switched: current key {current_key_id} is no longer in the pool; "
+               + _describe_best(best, live))
     elif current is None:
         why = f"switched: current key {current_key_id} is not usable; " + _describe_best(best, live)
     elif _exhausted(current, now):

@@ -206,7 +206,6 @@ def _violations(err: dict) -> list[_Violation]:
     return out
 
 
-
 def _quota_signal(err: dict | None, now: datetime, default_model: str | None) -> Signal:
     stated = _stated_delay(err) if err else None
     violations = _violations(err) if err else []
