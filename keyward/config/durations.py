@@ -1,0 +1,71 @@
+"""Durations as people write them in keyward's configuration and on its command line.
+
+A duration is a whole number of seconds (`90`) or a string of number-unit pairs from largest to
+smallest unit: `"90s"`, `"15m"`, `"24h"`, `"7d"`, `"1h30m"`, `"2w"`. Fractions are not accepted
+(write `"90m"`, not `"1.5h"`): every duration keyward uses is a whole number of seconds, and one
+spelling per value keeps configuration diffs honest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from keyward.errors import UsageError
+
+_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PAIR = re.compile(r"(\d+)\s*([wdhms])")
+_WHOLE = re.compile(r"(?:\d+\s*[wdhms]\s*)+")
+
+EXAMPLES = "'90s', '15m', '24h', '7d'"
+
+
+class DurationError(UsageError, ValueError):
+    """A duration was written in a form keyward does not read; the message quotes it."""
+
+
+def parse_duration(text: str | int) -> datetime.timedelta:
+    """Return the timedelta `text` names.
+
+    An int (not a bool) is a number of seconds. A string is one or more `<digits><unit>` pairs,
+    units w, d, h, m, s, each at most once and from largest to smallest. Raise `DurationError`
+    naming the bad text otherwise, or for a negative number of seconds.
+    """
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise DurationError(f"expected a duration like {EXAMPLES}, got {text!r}")
+    if isinstance(text, int):
+        if text < 0:
+            raise DurationError(f"bad duration {text}: a duration cannot be negative")
+        return datetime.timedelta(seconds=text)
+    stripped = text.strip().lower()
+    if stripped.isdigit():
+        return datetime.timedelta(seconds=int(stripped))
+    if not _WHOLE.fullmatch(stripped):
+        raise DurationError(
+            f"bad duration {text!r}: expected numbers with units s, m, h, d or w, like {EXAMPLES} or '1h30m'"
+        )
+    total = 0
+    seen: list[str] = []
+    for number, unit in _PAIR.findall(stripped):
+        if seen and (unit in seen or _UNIT_SECONDS[unit] > _UNIT_SECONDS[seen[-1]]):
+            raise DurationError(
+                f"bad duration {text!r}: write each unit once, largest first (like '1h30m')"
+            )
+        seen.append(unit)
+        total += int(number) * _UNIT_SECONDS[unit]
+    return datetime.timedelta(seconds=total)
+
+
+def format_duration(value: datetime.timedelta) -> str:
+    """Return the shortest string `parse_duration` reads back as `value` (whole seconds; "0s" for zero)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, seconds = divmod(seconds, _UNIT_SECONDS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
