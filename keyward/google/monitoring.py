@@ -1,0 +1,163 @@
+"""Cloud Monitoring (v3): how many Gemini requests each key made, and quota used, per minute.
+
+Two metrics that Google writes for every project: `serviceruntime.googleapis.com/api/request_count`
+(per credential, method and response code) and `serviceruntime.googleapis.com/quota/rate/net_usage`
+(per quota metric). Both are DELTA counts; keyward asks for 60 s ALIGN_SUM buckets over whole UTC
+minutes. Monitoring lags a few minutes, so the newest minutes may still grow on a later read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from keyward.errors import Transient, UsageError
+from keyward.google.timefmt import MINUTE, floor_minute, parse_rfc3339, to_rfc3339
+from keyward.google.transport import DEFAULT_TIMEOUT, Caller, build_api
+
+log = logging.getLogger(__name__)
+
+GEMINI_SERVICE = "generativelanguage.googleapis.com"
+REQUEST_COUNT = "serviceruntime.googleapis.com/api/request_count"
+NET_USAGE = "serviceruntime.googleapis.com/quota/rate/net_usage"
+PAGE_SIZE = 10000
+
+
+@dataclass(frozen=True)
+class RequestPoint:
+    """Requests answered in one UTC minute (`minute` = its start) for one key, method and code."""
+
+    minute: datetime
+    credential_id: str | None  # "apikey:<Key.uid>"
+    method: str
+    response_code: str
+    count: int
+
+
+@dataclass(frozen=True)
+class QuotaPoint:
+    """Quota consumed in one UTC minute against one quota metric (and model, when labelled)."""
+
+    minute: datetime
+    quota_metric: str
+    model: str | None
+    value: int
+
+
+class MonitoringClient:
+    """A small client for Cloud Monitoring's timeSeries.list; pass `api` to aim it elsewhere."""
+
+    def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
+                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[int, float, Transient], None] | None = None):
+        self._credentials = credentials
+        self._api = api
+        self._timeout = timeout
+        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            self._api = build_api("monitoring", "v3", self._credentials, timeout=self._timeout)
+        return self._api
+
+    def request_counts(self, project: str, start: datetime, end: datetime) -> list[RequestPoint]:
+        """Return Gemini request counts per minute in [start, end), by key, method and code.
+
+        `start` and `end` are floored to whole UTC minutes (naive datetimes are UTC).
+        """
+        points: list[RequestPoint] = []
+        filt = (f'metric.type="{REQUEST_COUNT}" AND resource.type="consumed_api" '
+                f'AND resource.labels.service="{GEMINI_SERVICE}"')
+        group = ["resource.labels.credential_id", "resource.labels.method",
+                 "metric.labels.response_code"]
+        for series in self._series(project, filt, start, end, reducer="REDUCE_SUM", group_by=group):
+            resource = _labels(series.get("resource"))
+            metric = _labels(series.get("metric"))
+            for minute, value in _points(series):
+                points.append(RequestPoint(minute, resource.get("credential_id") or None,
+                                           resource.get("method", ""),
+                                           metric.get("response_code", ""), value))
+        return sorted(points, key=lambda p: (p.minute, p.credential_id or "", p.method,
+                                             p.response_code))
+
+    def quota_usage(self, project: str, start: datetime, end: datetime) -> list[QuotaPoint]:
+        """Return Gemini quota consumed per minute in [start, end), by quota metric and model.
+
+        Series are not reduced by Monitoring, so any model label Google attaches is kept;
+        keyward sums over the other labels (method) itself.
+        """
+        filt = (f'metric.type="{NET_USAGE}" AND resource.type="consumer_quota" '
+                f'AND resource.labels.service="{GEMINI_SERVICE}"')
+        totals: dict[tuple[datetime, str, str | None], int] = defaultdict(int)
+        for series in self._series(project, filt, start, end, reducer=None, group_by=[]):
+            metric = _labels(series.get("metric"))
+            resource = _labels(series.get("resource"))
+            quota_metric = metric.get("quota_metric", "")
+            model = metric.get("model") or resource.get("model") or None
+            for minute, value in _points(series):
+                totals[(minute, quota_metric, model)] += value
+        return [QuotaPoint(m, q, model, v) for (m, q, model), v in
+                sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
+
+    def _series(self, project: str, filt: str, start: datetime, end: datetime, *,
+                reducer: str | None, group_by: list[str]) -> Iterator[dict[str, Any]]:
+        first, last = floor_minute(start), floor_minute(end)
+        if last <= first:
+            raise UsageError(f"reading Cloud Monitoring: the window {to_rfc3339(start)} → "
+                             f"{to_rfc3339(end)} holds no whole minute")
+        kwargs: dict[str, Any] = {
+            "name": f"projects/{project}", "filter": filt,
+            "interval_startTime": to_rfc3339(first), "interval_endTime": to_rfc3339(last),
+            "aggregation_alignmentPeriod": "60s", "aggregation_perSeriesAligner": "ALIGN_SUM",
+            "view": "FULL", "pageSize": PAGE_SIZE,
+        }
+        if reducer:
+            kwargs["aggregation_crossSeriesReducer"] = reducer
+            kwargs["aggregation_groupByFields"] = group_by
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page_kwargs = dict(kwargs, pageToken=token) if token else kwargs
+            page = self._caller.run(lambda: self.api.projects().timeSeries().list(**page_kwargs),
+                                    action="monitoring", project=project)
+            for series in page.get("timeSeries") or []:
+                if isinstance(series, dict):
+                    yield series
+            token = page.get("nextPageToken") or None
+            if not token:
+                return
+            if token in seen:
+                raise Transient(f"reading request counts from Cloud Monitoring in project "
+                                f"{project}: Google repeated a page token", reason="MALFORMED")
+            seen.add(token)
+
+
+def _labels(obj: Any) -> dict[str, str]:
+    labels = obj.get("labels") if isinstance(obj, dict) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _points(series: dict[str, Any]) -> Iterator[tuple[datetime, int]]:
+    """Yield (minute start, value) for each aligned point; values are int64 strings."""
+    for point in series.get("points") or []:
+        try:
+            interval = point["interval"]
+            end = parse_rfc3339(interval["endTime"])
+            start = parse_rfc3339(interval["startTime"]) if interval.get("startTime") else end - MINUTE
+            value = point.get("value") or {}
+            if "int64Value" in value:
+                count = int(value["int64Value"])
+            else:
+                count = round(float(value.get("doubleValue", 0)))
+        except (KeyError, TypeError, ValueError):
+            raise Transient("reading Cloud Monitoring: a time series point was malformed — "
+                            "keyward retries", reason="MALFORMED") from None
+        if start >= end:
+            start = end - MINUTE
+        yield floor_minute(start), count

@@ -1,0 +1,81 @@
+"""Building googleapiclient API objects and running their requests the keyward way.
+
+`build_api` makes a client from the discovery document shipped with googleapiclient (no network
+fetch), pointed at the emulator when `KEYWARD_GOOGLE_EMULATOR_HOST` is set, with an HTTP timeout of
+our choosing. `Caller.run` executes one request with `num_retries=0`, turns every failure into a
+keyward error, insists the answer is a JSON object, and retries Transient errors within the
+client's budget. An httplib2 connection is not thread-safe: use one client per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from keyward.errors import Transient
+from keyward.google import endpoints
+from keyward.google.errors import MalformedResponse, translate, with_retries
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def build_api(service: str, version: str, credentials: Any = None, *,
+              timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """Return a googleapiclient Resource for `service` `version` from the shipped discovery doc.
+
+    `credentials` None means: load them with `auth.load_credentials()` (anonymous for the emulator).
+    """
+    import google_auth_httplib2
+    import httplib2
+    from googleapiclient.discovery import build
+
+    from keyward.google.auth import load_credentials
+
+    if credentials is None:
+        credentials = load_credentials(None)
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+    options: dict[str, str] = {}
+    endpoint = endpoints.api_endpoint(service)
+    if endpoint:
+        options["api_endpoint"] = endpoint
+    return build(service, version, http=http, static_discovery=True, cache_discovery=False,
+                 client_options=options or None)
+
+
+class Caller:
+    """Runs requests for one client: translation, shape check and retries in one place."""
+
+    def __init__(self, retry_budget: float, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[int, float, Transient], None] | None = None):
+        self.retry_budget = retry_budget
+        self.sleep = sleep
+        self.on_retry = on_retry
+
+    def once(self, request: Any, *, action: str, project: str | None) -> dict[str, Any]:
+        """Execute `request` once; return its JSON object or raise a keyward error."""
+        try:
+            result = request.execute(num_retries=0)
+            if result == "" or result is None:
+                return {}  # 204 No Content / empty body (e.g. google.protobuf.Empty)
+            if not isinstance(result, dict):
+                raise MalformedResponse("expected a JSON object")
+            return result
+        except Exception as exc:  # every failure crosses this boundary as a keyward error
+            raise translate(exc, action=action, project=project) from _cause(exc, action)
+
+    def run(self, make_request: Callable[[], Any], *, action: str,
+            project: str | None) -> dict[str, Any]:
+        """Execute a fresh request from `make_request` until it succeeds or the budget runs out."""
+        return with_retries(lambda: self.once(make_request(), action=action, project=project),
+                            budget_seconds=self.retry_budget, on_retry=self.on_retry,
+                            sleep=self.sleep)
+
+
+def _cause(exc: BaseException, action: str) -> BaseException | None:
+    # An HttpError's str() holds the request URL, and lookupKey's URL holds a key string: for that
+    # call keep no cause, so no traceback can print it.
+    return None if action == "lookup" else exc
