@@ -43,7 +43,7 @@ class Emulator:
         if self._server is not None:
             raise UsageError("the emulator is already running")
         self._server = Server((host, port), make_handler(self._router))
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="google-emulator", daemon=True)
         self._thread.start()
         return self
