@@ -267,7 +267,9 @@ class ApiKeysClient:
         if isinstance(error, dict) and error:
             raise from_status(status_from_operation(error), action=action, project=project)
         response = op.get("response")
-        return dict(response) if isinstance(response, dict) else {}
+        if not isinstance(response, dict):
+            return {}
+        return {k: v for k, v in response.items() if k != "@type"}
 
 
 class _RedactKeyStrings(logging.Filter):

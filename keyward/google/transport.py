@@ -4,7 +4,8 @@
 fetch), pointed at the emulator when `KEYWARD_GOOGLE_EMULATOR_HOST` is set, with an HTTP timeout of
 our choosing. `Caller.run` executes one request with `num_retries=0`, turns every failure into a
 keyward error, insists the answer is a JSON object, and retries Transient errors within the
-client's budget. An httplib2 connection is not thread-safe: use one client per thread.
+client's budget. Connections are closed after every call. httplib2 is not thread-safe: use one
+client per thread.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class Caller:
             return result
         except Exception as exc:  # every failure crosses this boundary as a keyward error
             raise translate(exc, action=action, project=project) from _cause(exc, action)
+        finally:
+            _close(request)
 
     def run(self, make_request: Callable[[], Any], *, action: str,
             project: str | None) -> dict[str, Any]:
@@ -73,6 +76,15 @@ class Caller:
         return with_retries(lambda: self.once(make_request(), action=action, project=project),
                             budget_seconds=self.retry_budget, on_retry=self.on_retry,
                             sleep=self.sleep)
+
+
+def _close(request: Any) -> None:
+    # keyward calls Google a few times a minute; a kept-alive connection goes stale between
+    # passes and an unclosed one leaks a socket, so each call gets a fresh connection.
+    http = getattr(request, "http", None)
+    close = getattr(http, "close", None)
+    if callable(close):
+        close()
 
 
 def _cause(exc: BaseException, action: str) -> BaseException | None:

@@ -1,0 +1,49 @@
+"""Fixtures for the Google clients: one emulator per module, fresh state per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyward.google.endpoints import ENV_VAR
+
+PROJECT = "alpha"
+NUMBER = "111111111111"
+MODEL = "gemini-2.5-flash"
+LIMITS = {MODEL: {"rpm": 10, "tpm": 100000, "rpd": 500}}
+
+
+class FakeSleep:
+    """Records the sleeps asked for instead of sleeping."""
+
+    def __init__(self):
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+    @property
+    def total(self) -> float:
+        return sum(self.calls)
+
+
+@pytest.fixture(scope="module")
+def emulator_server():
+    from keyward.emulator import Emulator
+
+    emu = Emulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emu(emulator_server, monkeypatch):
+    """The emulator, reset, with project alpha, and keyward pointed at it."""
+    emulator_server.reset()
+    emulator_server.add_project(PROJECT, NUMBER, limits=LIMITS)
+    monkeypatch.setenv(ENV_VAR, emulator_server.address)
+    return emulator_server
+
+
+@pytest.fixture
+def fake_sleep():
+    return FakeSleep()
