@@ -86,6 +86,10 @@ class RotationError(KeywardError):
     """A rotation step failed; the journal holds where it stopped and the next run resumes there."""
 
 
+class NothingPublished(KeywardError):
+    """A pool exists but has no current key yet (the daemon has not run, or no project has a key)."""
+
+
 class PublishError(KeywardError):
     """A publish sink could not write; what it held before is left intact."""
 

@@ -55,3 +55,12 @@ def mask(secret: str | None) -> str:
     if len(secret) < len(prefix) + 8:
         return (prefix or "") + "…"
     return f"{prefix}…{secret[-4:]}"
+
+
+_ANY_KEY_RE = re.compile(r"AIza[0-9A-Za-z_-]{35}|AQ\.[0-9A-Za-z_.\-]{16,}")
+
+
+def redact(text: str) -> str:
+    """Return `text` with anything shaped like a key string masked: a safety net for messages
+    keyward did not write itself (third-party exceptions, command output)."""
+    return _ANY_KEY_RE.sub(lambda m: mask(m.group(0)), text)

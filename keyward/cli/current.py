@@ -1,0 +1,77 @@
+"""`keyward current [--pool NAME] [--check]`: print the published key for scripts.
+
+It runs before click is imported (see keyward.cli.main): scripts call it on every start, so it must
+cost little more than the interpreter itself. It prints the key and nothing else on stdout.
+`--check` also exits 1 when every project of the pool is exhausted (the key is still printed).
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = "usage: keyward current [--pool NAME] [--check] [--config FILE]"
+
+
+def fast_main(args: list[str]) -> int | None:
+    """Run `current` from raw arguments; return the exit code, or None to let click handle them."""
+    pool, check, config_path = "default", False, None
+    it = iter(args)
+    try:
+        for arg in it:
+            if arg == "--pool":
+                pool = next(it)
+            elif arg.startswith("--pool="):
+                pool = arg.split("=", 1)[1]
+            elif arg == "--check":
+                check = True
+            elif arg == "--config":
+                config_path = next(it)
+            elif arg.startswith("--config="):
+                config_path = arg.split("=", 1)[1]
+            else:
+                return None  # --help and mistakes get click's full treatment
+    except StopIteration:
+        print(f"keyward: error: {args[-1]} needs a value\n{USAGE}", file=sys.stderr)
+        return 2
+    return run(pool, check, config_path)
+
+
+def run(pool: str, check: bool, config_path: str | None) -> int:
+    from keyward.errors import KeywardError
+
+    try:
+        from keyward.client import current_key, read_published_state
+        from keyward.config import find_config_path, load_config
+
+        secret = current_key(pool, config_path=config_path)
+        sys.stdout.write(secret + "\n")
+        sys.stdout.flush()
+        if check:
+            config = load_config(find_config_path(config_path))
+            state = read_published_state(config.runtime_dir, pool) or {}
+            if state.get("all_exhausted"):
+                print(f"keyward: warning: every project of pool {pool!r} is exhausted", file=sys.stderr)
+                return 1
+        return 0
+    except KeywardError as exc:
+        from keyward.keystrings import redact
+
+        print(f"keyward: error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _click_command():
+    import click
+
+    @click.command("current")
+    @click.option("--pool", default="default", show_default=True)
+    @click.option("--check", is_flag=True, help="Exit 1 when every project of the pool is exhausted.")
+    @click.pass_context
+    def current(ctx: click.Context, pool: str, check: bool) -> None:
+        """Print the pool's published key (and nothing else) for scripts."""
+        ctx.exit(run(pool, check, ctx.find_root().params.get("config_path")))
+
+    return current
+
+
+current = _click_command()

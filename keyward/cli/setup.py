@@ -1,0 +1,94 @@
+"""`keyward init`, `keyward config validate`, `keyward db upgrade|status`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from keyward.cli.app import Invocation, pass_invocation
+from keyward.errors import UsageError
+
+
+@click.command()
+@click.option("--path", "target", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write (default: ~/.config/keyward/keyward.toml, or "
+                   "/etc/keyward/keyward.toml as root).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(target: Path | None, force: bool) -> None:
+    """Write a commented example configuration that documents every key."""
+    from keyward.config import example_config
+    from keyward.config.paths import SYSTEM_CONFIG, user_config_path
+
+    if target is None:
+        target = SYSTEM_CONFIG if os.geteuid() == 0 else user_config_path()
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_name(f".{target.name}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(example_config())
+    os.replace(tmp, target)
+    click.echo(f"wrote {target}; check it with `keyward --config {target} config validate`")
+
+
+@click.group()
+def config() -> None:
+    """Check the configuration."""
+
+
+@config.command("validate")
+@pass_invocation
+def validate(inv: Invocation) -> None:
+    """Load the configuration strictly and report every problem, changing nothing."""
+    from keyward.config import find_config_path, load_config
+
+    path = find_config_path(inv.config_path)
+    cfg = load_config(path)
+    where = str(path) if path else "no configuration file: built-in defaults"
+    click.echo(f"{where}: ok ({len(cfg.pools)} pool(s), {len(cfg.projects)} project(s))")
+
+
+@click.group()
+def db() -> None:
+    """Upgrade or inspect the database schema."""
+
+
+@db.command("upgrade")
+@pass_invocation
+def upgrade(inv: Invocation) -> None:
+    """Apply every pending schema migration."""
+    from keyward.config import find_config_path, load_config
+    from keyward.storage import migrate
+    from keyward.storage.engine import make_engine
+
+    cfg = load_config(find_config_path(inv.config_path))
+    engine = make_engine(cfg.database_url)
+    try:
+        before, after = migrate.run_upgrade(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"database already at revision {after}")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@db.command("status")
+@pass_invocation
+def db_status(inv: Invocation) -> None:
+    """Show the database's schema revision and this keyward's."""
+    from keyward.config import find_config_path, load_config
+    from keyward.storage import migrate
+    from keyward.storage.engine import make_engine
+
+    cfg = load_config(find_config_path(inv.config_path))
+    engine = make_engine(cfg.database_url)
+    try:
+        current, head = migrate.status(engine)
+    finally:
+        engine.dispose()
+    state = "up to date" if current == head else "needs `keyward db upgrade`"
+    click.echo(f"database revision: {current or 'empty'}; this keyward: {head} ({state})")

@@ -1,0 +1,105 @@
+"""The light API other Python tools import: `from keyward import client`.
+
+`current_key(pool)` reads what the daemon published (a file sink, else the keyring, else the
+database) and `report(...)` / `report_error(...)` tell keyward what a key was used for. Importing this
+module costs next to nothing: the heavy parts load only on the path that needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from keyward.errors import KeywardError, NotFound, NothingPublished
+
+
+def published_state_path(runtime_dir: Path, pool: str) -> Path:
+    """Where the publisher records, without the secret, what it last published for `pool`."""
+    return runtime_dir / f"{pool}.state.json"
+
+
+def read_published_state(runtime_dir: Path, pool: str) -> dict[str, Any] | None:
+    try:
+        with open(published_state_path(runtime_dir, pool), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def pool_sinks(config, pool: str):
+    """The sinks a pool publishes to: as configured, or the default file sink for pools the CLI added."""
+    pool_cfg = config.pools.get(pool)
+    if pool_cfg is not None:
+        return pool_cfg.sinks
+    from keyward.config.pools import default_file_sink
+
+    return (default_file_sink(config.runtime_dir / f"{pool}.key"),)
+
+
+def current_key(pool: str = "default", *, config_path: str | None = None,
+                env: Mapping[str, str] | None = None) -> str:
+    """Return the key currently published for `pool`.
+
+    Raise NotFound when the pool is unknown or nothing is published yet; ConfigError for a bad config.
+    """
+    from keyward.config import find_config_path, load_config
+
+    config = load_config(find_config_path(config_path, env=env), env=env)
+    sinks = pool_sinks(config, pool)
+    for sink in sinks:
+        if sink.type == "file":
+            from keyward.sinks.file import read_published_file
+
+            secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"))
+            if secret:
+                return secret
+    for sink in sinks:
+        if sink.type not in ("file", "null"):
+            from keyward.sinks import build_sink
+
+            secret = build_sink(pool, sink.type, dict(sink.options)).read()
+            if secret:
+                return secret
+    return _from_database(config, pool)
+
+
+def _from_database(config, pool: str) -> str:
+    from keyward.context import Context
+    from keyward.storage import store as q
+
+    with Context(config) as ctx, ctx.store.read() as s:
+        row = q.find_pool(s, pool)
+        if row is None:
+            raise NotFound(f"no pool named {pool!r}")
+        if row.current_key_id is None:
+            raise NothingPublished(f"pool {pool!r} has no published key yet: is the daemon running? "
+                           "(`keyward run`, or `keyward run --once`)")
+        key = q.get_key(s, row.current_key_id)
+        if not key.secret:
+            raise KeywardError(f"the current key {key.key_id} of pool {pool!r} has no stored secret")
+        return key.secret
+
+
+def report(pool: str | None = None, *, key: str | None = None, key_id: str | None = None,
+           model: str | None = None, requests: int = 1, input_tokens: int = 0, output_tokens: int = 0,
+           config_path: str | None = None) -> None:
+    """Record usage of a key (identified by the key string, its id, or the pool's current key)."""
+    from keyward.usage.reporter import send_usage
+
+    send_usage(pool=pool, key=key, key_id=key_id, model=model, requests=requests,
+               input_tokens=input_tokens, output_tokens=output_tokens, config_path=config_path)
+
+
+def report_error(http_status: int, body: bytes | str | dict | None, *, pool: str | None = None,
+                 key: str | None = None, key_id: str | None = None, model: str | None = None,
+                 config_path: str | None = None) -> None:
+    """Record a Gemini error response (a 429 quota error, an invalid key) exactly as it came."""
+    from keyward.usage.reporter import send_error
+
+    send_error(http_status, body, pool=pool, key=key, key_id=key_id, model=model, config_path=config_path)
+
+
+def _env_pool() -> str:
+    return os.environ.get("KEYWARD_POOL", "default")

@@ -1,0 +1,76 @@
+"""The core object every command and the daemon build first: configuration plus an open database.
+
+Like sqlite-utils' `Database`, it is what the CLI constructs and hands to a service. The database is
+opened (and its schema upgraded, and the config's pools and projects synced into it) on first use, so
+commands that need no database never pay for SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from keyward.config import find_config_path, load_config
+
+if TYPE_CHECKING:
+    from keyward.config import Config
+    from keyward.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Context:
+    """Configuration, database and clock for one invocation (or one daemon configuration)."""
+
+    def __init__(
+        self,
+        config: "Config",
+        *,
+        clock: Callable[[], datetime] = system_clock,
+        env: Mapping[str, str] | None = None,
+    ):
+        self.config = config
+        self.clock = clock
+        self.env = env
+        self._store: Store | None = None
+
+    @classmethod
+    def load(cls, config_path: str | None = None, *, env: Mapping[str, str] | None = None,
+             clock: Callable[[], datetime] = system_clock) -> "Context":
+        """Find and load the configuration (strictly); raise ConfigError listing every problem."""
+        path = find_config_path(config_path, env=env)
+        return cls(load_config(path, env=env), clock=clock, env=env)
+
+    @property
+    def store(self) -> "Store":
+        if self._store is None:
+            from keyward.inventory import sync_config
+            from keyward.storage.store import Store
+
+            store = Store.open(self.config.database_url)
+            try:
+                sync_config(store, self.config, now=self.clock())
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+        return self._store
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
