@@ -7,7 +7,9 @@ rest). Checks that relate two keys of one table live next to the table's schema.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from keyward.config import values as v
@@ -44,13 +46,24 @@ SELECTION: dict[str, v.Checker] = {
     "margin": v.fraction,
     "interval": v.duration(SECOND),
 }
+UNIX_SOCKET_MAX = 107  # sun_path holds 108 bytes including the terminating NUL
+
+
+def _socket_path(value: Any, path: KeyPath, problems: Problems) -> Any:
+    result = v.absolute_path(empty_is_none=True)(value, path, problems)
+    if isinstance(result, Path) and len(os.fsencode(result)) > UNIX_SOCKET_MAX:
+        problems.add(path, f"a Unix socket path is at most {UNIX_SOCKET_MAX} bytes; {value!r} is longer")
+        return v.INVALID
+    return result
+
+
 DAEMON: dict[str, v.Checker] = {
     "rotation_check": v.duration(MINUTE),
     "jitter": v.duration(),
     "heartbeat": v.duration(SECOND),
     "verify_invalid": v.duration(MINUTE),
     "prune_interval": v.duration(MINUTE),
-    "ingest_socket": v.absolute_path(empty_is_none=True),
+    "ingest_socket": _socket_path,
     "ingest_tcp": v.loopback_address,
     "metrics": v.loopback_address,
     "lock_file": v.absolute_path(empty_is_none=True),

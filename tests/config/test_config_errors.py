@@ -290,3 +290,35 @@ def test_config_error_message_holds_count_and_every_problem(write, env):
     message = str(caught.value)
     assert message.startswith(f"{path}: 2 problem(s) found")
     assert "poll_intervall" in message and "monitoring" in message
+
+
+def test_ingest_socket_path_too_long_for_unix_socket_is_reported(find, problems_of):
+    file, problems = problems_of(f'[daemon]\ningest_socket = "/{"s" * 120}.sock"\n')
+    find(problems, file, 2, "daemon.ingest_socket", "at most 107 bytes")
+
+
+def test_bad_pool_name_is_reported_at_its_table(find, problems_of):
+    file, problems = problems_of('[pools."my pool"]\nmodel = "gemini-2.5-flash"\n')
+    find(problems, file, 1, 'pools."my pool"', "a pool name is letters, digits")
+
+
+def test_bad_quota_project_is_reported(find, problems_of):
+    file, problems = problems_of('[google]\nquota_project = "My Project"\n')
+    find(problems, file, 2, "google.quota_project", "a Google Cloud project id")
+
+
+def test_keyring_sink_empty_service_is_reported(find, problems_of):
+    file, problems = problems_of('[[pools.default.sinks]]\ntype = "keyring"\nservice = ""\n')
+    find(problems, file, 3, "pools.default.sinks[0].service", "must not be empty")
+
+
+def test_null_sink_with_options_reports_them_as_unknown(find, problems_of):
+    file, problems = problems_of('[[pools.default.sinks]]\ntype = "null"\npath = "/k"\n')
+    find(problems, file, 3, "pools.default.sinks[0].path", "unknown key 'path'")
+
+
+def test_problems_in_inline_tables_point_at_their_line(find, problems_of):
+    file, problems = problems_of(
+        '[pools.default]\nsinks = [\n  {type = "file", path = "/a"},\n  {type = "file", pth = "/b"},\n]\n'
+    )
+    find(problems, file, 4, "pools.default.sinks[1].pth", "did you mean 'path'?")
