@@ -100,10 +100,15 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def secret_service_session(
-    password: str = "keyward-test-password", *, apply_env: bool = False, timeout: float = 15.0
+    password: str = "keyward-test-password",
+    *,
+    secrets: bool = True,
+    apply_env: bool = False,
+    timeout: float = 15.0,
 ) -> Iterator[dict[str, str]]:
     """Run a private Secret Service; yield the environment variables that reach it.
 
+    With `secrets=False` only the bus runs: a session where no Secret Service exists.
     The dict holds DBUS_SESSION_BUS_ADDRESS, the XDG_* directories, GNOME_KEYRING_CONTROL and
     PYTHON_KEYRING_BACKEND. With `apply_env=True` they are also set in os.environ while the
     session lasts and restored afterwards. Raise RuntimeError if a daemon does not come up.
@@ -131,18 +136,9 @@ def secret_service_session(
                 env={**os.environ, **env},
             )
         env["DBUS_SESSION_BUS_ADDRESS"] = _read_line(bus, deadline)
-        with open(os.path.join(root, "gnome-keyring.log"), "wb") as keyring_log:
-            keyring_daemon = subprocess.Popen(
-                ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets",
-                 f"--control-directory={dirs['control']}"],
-                stdin=subprocess.PIPE, stdout=keyring_log, stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
-            )
-        assert keyring_daemon.stdin is not None
-        keyring_daemon.stdin.write(password.encode())
-        keyring_daemon.stdin.close()
-        _wait_for_secrets(env["DBUS_SESSION_BUS_ADDRESS"], keyring_daemon, deadline)
-        env["GNOME_KEYRING_CONTROL"] = dirs["control"]
+        if secrets:
+            keyring_daemon = _start_keyring(password, dirs["control"], env, root, deadline)
+            env["GNOME_KEYRING_CONTROL"] = dirs["control"]
         env["PYTHON_KEYRING_BACKEND"] = BACKEND
         with _environ(env) if apply_env else contextlib.nullcontext():
             yield dict(env)
@@ -152,6 +148,27 @@ def secret_service_session(
         if bus is not None and bus.stdout is not None:
             bus.stdout.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_keyring(
+    password: str, control: str, env: dict[str, str], root: str, deadline: float
+) -> subprocess.Popen[bytes]:
+    with open(os.path.join(root, "gnome-keyring.log"), "wb") as keyring_log:
+        keyring_daemon = subprocess.Popen(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets",
+             f"--control-directory={control}"],
+            stdin=subprocess.PIPE, stdout=keyring_log, stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+    try:
+        assert keyring_daemon.stdin is not None
+        keyring_daemon.stdin.write(password.encode())
+        keyring_daemon.stdin.close()
+        _wait_for_secrets(env["DBUS_SESSION_BUS_ADDRESS"], keyring_daemon, deadline)
+    except BaseException:
+        _stop(keyring_daemon)
+        raise
+    return keyring_daemon
 
 
 def lock_default_collection(env: dict[str, str]) -> None:
