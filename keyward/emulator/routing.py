@@ -27,6 +27,10 @@ class Request:
     body: Any = None
     client_ip: str = "127.0.0.1"
 
+    def __repr__(self) -> str:
+        # Headers and query may carry a key string (x-goog-api-key, ?key=, ?keyString=).
+        return f"Request({self.method} {self.path})"
+
     def arg(self, name: str, default: str | None = None) -> str | None:
         """Return the last value of query parameter `name`, or `default`."""
         values = self.query.get(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ALPHA, BETA
+from emulator_helpers import ALPHA, BETA
 from googleapiclient.errors import HttpError
 
 PARENT_BY_ID = f"projects/{ALPHA[0]}/locations/global"

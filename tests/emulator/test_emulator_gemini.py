@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ALPHA, BETA, LIMITS, FakeClock, details_of, http
+from emulator_helpers import ALPHA, BETA, LIMITS, FakeClock, details_of, http
 
 from keyward.emulator import Emulator
 from keyward.emulator.clock import pacific_day_start
