@@ -1,0 +1,105 @@
+"""The post-publish hook: what the command receives, and how its failures are contained."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import pytest
+from sink_contract import new_fake_key
+
+from keyward.sinks.hook import OUTPUT_LOG_LIMIT, run_post_publish
+from keyward.sinks.null import NullSink
+
+
+def _py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_run_post_publish_when_command_runs_gets_pool_and_key_id_not_key(tmp_path):
+    key = new_fake_key()
+    NullSink("default").publish(key, "key-7")
+    out = tmp_path / "env.json"
+    ok = run_post_publish(
+        _py(f"import json, os, sys; json.dump(dict(os.environ), open({str(out)!r}, 'w'))"),
+        "default", "key-7", timeout=30,
+    )
+    assert ok is True
+    env = json.loads(out.read_text())
+    assert (env["KEYWARD_POOL"], env["KEYWARD_KEY_ID"]) == ("default", "key-7")
+    assert key not in out.read_text()
+
+
+def test_run_post_publish_when_command_reads_stdin_sees_it_closed():
+    assert run_post_publish(_py("import sys; sys.exit(len(sys.stdin.read()))"), "p", "k", timeout=30)
+
+
+def test_run_post_publish_when_command_fails_returns_false_and_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="keyward.sinks.hook"):
+        ok = run_post_publish(_py("import sys; sys.exit(3)"), "ci", "k", timeout=30)
+    assert ok is False
+    assert "for pool ci failed with exit status 3" in caplog.text
+
+
+def test_run_post_publish_when_command_missing_returns_false_and_warns(caplog, tmp_path):
+    with caplog.at_level(logging.WARNING, logger="keyward.sinks.hook"):
+        ok = run_post_publish([str(tmp_path / "no-such-hook")], "ci", "k", timeout=30)
+    assert ok is False
+    assert "no-such-hook for pool ci could not start" in caplog.text
+
+
+def test_run_post_publish_when_argv_empty_returns_false():
+    assert run_post_publish([], "ci", "k", timeout=30) is False
+
+
+def test_run_post_publish_when_argv_is_a_string_splits_without_shell(tmp_path):
+    marker = tmp_path / "ran;touch"
+    ok = run_post_publish(f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\")' '{marker}'",
+                          "p", "k", timeout=30)
+    assert ok and marker.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_run_post_publish_when_command_hangs_kills_it_and_its_children(tmp_path, caplog):
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(120)\n"
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="keyward.sinks.hook"):
+        ok = run_post_publish(_py(code), "ci", "k", timeout=1.0)
+    assert ok is False
+    assert time.monotonic() - started < 30
+    assert "for pool ci timed out after 1s and was killed" in caplog.text
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the hook's child survived the timeout"
+        time.sleep(0.01)
+
+
+def test_run_post_publish_when_output_long_logs_it_truncated_at_debug(caplog):
+    with caplog.at_level(logging.DEBUG, logger="keyward.sinks.hook"):
+        assert run_post_publish(_py("print('x' * 50000)"), "p", "k", timeout=30)
+    records = [r.getMessage() for r in caplog.records if "output" in r.getMessage()]
+    assert len(records) == 1
+    assert len(records[0]) < OUTPUT_LOG_LIMIT + 200
+    assert "more characters" in records[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_alive_when_process_exists_is_true():
+    assert _alive(os.getpid())
