@@ -66,10 +66,10 @@ class Monitoring:
                     "The aligner cannot be ALIGN_NONE when a cross-series reducer is given.",
                     "aggregation.per_series_aligner")
             visible_until = min(end, self.state.now() - self.state.monitoring_lag_seconds)
+            # Points fall in (startTime, endTime]; an empty interval asks for the instant endTime.
             calls = [c for c in self.state.calls
-                     if c.project_number == project.number and start < c.at <= visible_until
-                     or (start == end == c.at and c.project_number == project.number
-                         and c.at <= visible_until)]
+                     if c.project_number == project.number and c.at <= visible_until
+                     and (start < c.at or start == end == c.at)]
             samples = [s for s in _samples(calls, project.project_id)
                        if monitoring_filter.matches(terms, s[0], s[1])]
             groups = _group(samples, req.args("aggregation.groupByFields"), reducer)

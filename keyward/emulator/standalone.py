@@ -7,7 +7,6 @@ process that started it with `port=0` can read the port; it then serves until SI
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from typing import Any
 
@@ -70,4 +69,3 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.seed, encoding="utf-8") as fh:
             seed = json.load(fh)
     serve(args.host, args.port, seed)
-    sys.exit(0)
