@@ -170,7 +170,8 @@ class ApiKeysClient:
         name = str(key.get("name") or key_name(project, key_id))
         key_string = key.get("keyString") or self.get_key_string(name)
         return CreatedKey(name=name, uid=str(key.get("uid") or ""), key_string=key_string,
-                          etag=str(key.get("etag") or ""), create_time=str(key.get("createTime") or ""))
+                          etag=str(key.get("etag") or ""),
+                          create_time=str(key.get("createTime") or ""))
 
     # -- reading --------------------------------------------------------------------------
 

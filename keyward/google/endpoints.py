@@ -15,7 +15,8 @@ from keyward.errors import UsageError
 ENV_VAR = "KEYWARD_GOOGLE_EMULATOR_HOST"
 GEMINI_URL = "https://generativelanguage.googleapis.com"
 
-_HOST_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+_HOST_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]"  # [IPv6]
+                      r"|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"  # name or IPv4
                       r":(?P<port>[0-9]{1,5})")
 
 

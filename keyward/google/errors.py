@@ -3,7 +3,8 @@
 Every failure of a Google call becomes one of: PermissionMissing (names the IAM permission and the
 role that grants it), ApiDisabled (names the service and how to enable it), PolicyBlocked (names the
 org policy constraint), Transient (429/5xx, timeouts, unreachable host, malformed body: retried by
-`with_retries` within a time budget), or GoogleError (status 404 for a missing resource, else the
+`keyward.google.retry.with_retries`
+within a time budget), or GoogleError (status 404 for a missing resource, else the
 rest). Messages read "<action> in project P: <what> — <how to fix>".
 
 Nothing from a request URL or a raw response body reaches a message: lookupKey and verification
@@ -16,26 +17,24 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import random
 import re
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from keyward import keystrings
 from keyward.errors import (ApiDisabled, GoogleError, KeywardError, PermissionMissing,
                             PolicyBlocked, Transient)
+from keyward.google.retry import BACKOFF_BASE, BACKOFF_CAP, with_retries
+
+__all__ = ["translate", "from_status", "with_retries", "scrub", "role_for", "MalformedResponse",
+           "RpcStatus", "status_from_body", "status_from_operation", "BACKOFF_BASE", "BACKOFF_CAP"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 POLICY_CONSTRAINT = "iam.managed.disableServiceAccountApiKeyCreation"
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 30.0
 
 # The IAM permission each keyward action needs, when Google's answer does not name it.
 PERMISSIONS: dict[str, str] = {
@@ -77,7 +76,7 @@ def role_for(permission: str) -> str:
     """Return the predefined role that grants `permission`."""
     if permission.startswith("monitoring."):
         return "roles/monitoring.viewer"
-    if permission.startswith("serviceusage.quotas") or permission.startswith("serviceusage.services"):
+    if permission.startswith(("serviceusage.quotas", "serviceusage.services")):
         return "roles/serviceusage.serviceUsageViewer"
     # apiKeysAdmin holds every apikeys.* permission and serviceusage.operations.get.
     return "roles/serviceusage.apiKeysAdmin"
@@ -123,7 +122,7 @@ class RpcStatus:
 
     def help_urls(self) -> list[str]:
         links = self.detail("Help").get("links") or []
-        return [str(link.get("url")) for link in links if isinstance(link, dict) and link.get("url")]
+        return [str(link["url"]) for link in links if isinstance(link, dict) and link.get("url")]
 
     def retry_after(self) -> float | None:
         delay = str(self.detail("RetryInfo").get("retryDelay") or "")
@@ -144,18 +143,20 @@ def status_from_body(http_status: int | None, body: bytes | str | None) -> RpcSt
     err = data.get("error") if isinstance(data, dict) else None
     if not isinstance(err, dict):
         return RpcStatus(http_status)
-    details = err.get("details")
     return RpcStatus(http_status, str(err.get("status") or ""), str(err.get("message") or ""),
-                     [d for d in details if isinstance(d, dict)] if isinstance(details, list) else [])
+                     _details(err))
 
 
 def status_from_operation(error: dict[str, Any]) -> RpcStatus:
     """Read the `error` of a finished Operation (gRPC code numbers) as an RpcStatus."""
     code = error.get("code")
-    details = error.get("details")
     return RpcStatus(_GRPC_TO_HTTP.get(code) if isinstance(code, int) else None, "",
-                     str(error.get("message") or ""),
-                     [d for d in details if isinstance(d, dict)] if isinstance(details, list) else [])
+                     str(error.get("message") or ""), _details(error))
+
+
+def _details(error: dict[str, Any]) -> list[dict[str, Any]]:
+    details = error.get("details")
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
 
 
 def translate(exc: BaseException, *, action: str, project: str | None) -> KeywardError:
@@ -191,7 +192,8 @@ def from_status(st: RpcStatus, *, action: str, project: str | None) -> KeywardEr
     code = st.http_status
     reason = st.reason or st.status or None
     said = scrub(st.message)
-    if st.reason == "SERVICE_DISABLED" or (code == 403 and "has not been used in project" in st.message):
+    disabled = code == 403 and "has not been used in project" in st.message
+    if st.reason == "SERVICE_DISABLED" or disabled:
         service = str(st.metadata.get("service") or _service_of(action))
         url = str(st.metadata.get("activationUrl") or "") or next(
             (u for u in st.help_urls() if "console" in u), "")
@@ -211,9 +213,9 @@ def from_status(st: RpcStatus, *, action: str, project: str | None) -> KeywardEr
             f"{where}: permission {permission} is missing — grant {role_for(permission)} to "
             "keyward's service account on this project", status=code or 403, reason=reason)
     if code == 401 or st.status == "UNAUTHENTICATED":
-        return GoogleError(f"{where}: Google rejected keyward's credentials ({said or 'unauthenticated'})"
-                           " — check the service-account key file or Application Default "
-                           "Credentials", status=code, reason=reason)
+        return GoogleError(f"{where}: Google rejected keyward's credentials "
+                           f"({said or 'unauthenticated'}) — check the service-account key "
+                           "file or Application Default Credentials", status=code, reason=reason)
     if code in TRANSIENT_STATUSES:
         err = Transient(f"{where}: Google answered {code} {st.status or ''}".rstrip()
                         + " — keyward retries; this usually passes", status=code, reason=reason)
@@ -222,40 +224,8 @@ def from_status(st: RpcStatus, *, action: str, project: str | None) -> KeywardEr
     if code == 404:
         return GoogleError(f"{where}: not found ({said or 'no such resource'})", status=404,
                            reason=reason or "NOT_FOUND")
-    return GoogleError(f"{where}: Google answered {code or '?'} {st.status}: {said or 'no message'}",
-                       status=code, reason=reason)
-
-
-def with_retries(fn: Callable[[], T], *, budget_seconds: float,
-                 on_retry: Callable[[int, float, Transient], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: Callable[[], float] = random.random) -> T:
-    """Call `fn` until it does not raise Transient, within `budget_seconds` in total.
-
-    Backoff is exponential with full jitter (base 1 s, cap 30 s), never shorter than a server's
-    RetryInfo delay. The budget counts the time spent in `fn` plus the sleeps asked for, so a fake
-    `sleep` in tests still exhausts it. When the next sleep would overrun it, the last Transient
-    is raised. `on_retry(attempt, delay, error)` is called before each sleep.
-    """
-    spent = 0.0
-    attempt = 0
-    while True:
-        started = time.monotonic()
-        try:
-            return fn()
-        except Transient as exc:
-            spent += time.monotonic() - started
-            attempt += 1
-            delay = rng() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-            delay = max(delay, getattr(exc, "retry_after", None) or 0.0)
-            if spent + delay >= budget_seconds:
-                log.debug("giving up after %d attempt(s), %.1f s: %s", attempt, spent, exc)
-                raise
-            log.debug("attempt %d failed (%s); retrying in %.2f s", attempt, exc, delay)
-            if on_retry is not None:
-                on_retry(attempt, delay, exc)
-            sleep(delay)
-            spent += delay
+    return GoogleError(f"{where}: Google answered {code or '?'} {st.status}: "
+                       f"{said or 'no message'}", status=code, reason=reason)
 
 
 def _where(action: str, project: str | None) -> str:

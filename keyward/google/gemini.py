@@ -78,7 +78,8 @@ def verify_key(key_string: str, *, model: str | None = None, timeout: float = 10
     return _classify(status, status_from_body(status, body))
 
 
-def generate_content(key_string: str, model: str, text: str, *, timeout: float = 60.0) -> dict[str, Any]:
+def generate_content(key_string: str, model: str, text: str, *,
+                     timeout: float = 60.0) -> dict[str, Any]:
     """Ask `model` to answer `text`; return Gemini's parsed JSON (with `usageMetadata`).
 
     Raise GeminiHttpError for an HTTP error answer, Transient for network failures, timeouts or a
@@ -105,7 +106,8 @@ def _classify(status: int, st: RpcStatus) -> Verification:
     said = scrub(st.message) or f"HTTP {status}"
     reason = st.reason
     if status == 429:
-        return Verification(True, "quota", status, f"the key works; the project is over quota: {said}")
+        return Verification(True, "quota", status,
+                            f"the key works; the project is over quota: {said}")
     if status in _TRANSIENT:
         return Verification(False, "transient", status, f"Gemini answered {status}: {said}")
     if reason in _INVALID_REASONS or (status == 400 and "API key not valid" in st.message):
@@ -114,9 +116,11 @@ def _classify(status: int, st: RpcStatus) -> Verification:
         return Verification(False, "unsupported_key_type", status,
                             f"Gemini no longer accepts this type of key: {said}")
     if reason == "CONSUMER_SUSPENDED" or "suspended" in st.message.lower():
-        return Verification(False, "suspended", status, f"the key or its project is suspended: {said}")
+        return Verification(False, "suspended", status,
+                            f"the key or its project is suspended: {said}")
+    code = reason or st.status
     return Verification(False, "other", status,
-                        f"Gemini answered {status} {reason or st.status}: {said}".replace("  ", " "))
+                        f"Gemini answered {status}{' ' + code if code else ''}: {said}")
 
 
 def _send(method: str, path: str, key_string: str, body: bytes | None,
@@ -137,11 +141,14 @@ def _send(method: str, path: str, key_string: str, body: bytes | None,
             except (OSError, TimeoutError):
                 return exc.code, b""
     except (TimeoutError, socket.timeout):
-        raise Transient(f"calling Gemini: no answer within {timeout:g} s", reason="TIMEOUT") from None
+        raise Transient(f"calling Gemini: no answer within {timeout:g} s",
+                        reason="TIMEOUT") from None
     except urllib.error.URLError as exc:
-        timed_out = isinstance(exc.reason, (TimeoutError, socket.timeout))
-        what = f"no answer within {timeout:g} s" if timed_out else f"could not reach Gemini ({scrub(str(exc.reason), 120)})"
-        raise Transient(f"calling Gemini: {what}", reason="TIMEOUT" if timed_out else "UNREACHABLE") from None
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            raise Transient(f"calling Gemini: no answer within {timeout:g} s",
+                            reason="TIMEOUT") from None
+        raise Transient(f"calling Gemini: could not reach it ({scrub(str(exc.reason), 120)})",
+                        reason="UNREACHABLE") from None
     except (OSError, http.client.HTTPException) as exc:
         raise Transient(f"calling Gemini: connection failed ({type(exc).__name__})",
                         reason="UNREACHABLE") from None

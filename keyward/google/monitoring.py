@@ -149,7 +149,8 @@ def _points(series: dict[str, Any]) -> Iterator[tuple[datetime, int]]:
         try:
             interval = point["interval"]
             end = parse_rfc3339(interval["endTime"])
-            start = parse_rfc3339(interval["startTime"]) if interval.get("startTime") else end - MINUTE
+            raw_start = interval.get("startTime")
+            start = parse_rfc3339(raw_start) if raw_start else end - MINUTE
             value = point.get("value") or {}
             if "int64Value" in value:
                 count = int(value["int64Value"])

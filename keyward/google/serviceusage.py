@@ -87,8 +87,8 @@ def limits_from_metrics(metrics: list[dict[str, Any]]) -> dict[str, dict[str, in
             for bucket in limit.get("quotaBuckets") or []:
                 if not isinstance(bucket, dict):
                     continue
-                dims = bucket.get("dimensions") if isinstance(bucket.get("dimensions"), dict) else {}
-                model = str(dims.get("model") or ALL_MODELS)
+                dims = bucket.get("dimensions")
+                model = str((dims if isinstance(dims, dict) else {}).get("model") or ALL_MODELS)
                 value = _limit_value(bucket)
                 entry = found.setdefault(model, {"rpm": None, "tpm": None, "rpd": None})
                 if value is not None and (entry[field] is None or value < entry[field]):
