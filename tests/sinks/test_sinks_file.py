@@ -9,6 +9,7 @@ import grp
 import os
 import stat
 import subprocess
+from collections.abc import Callable
 
 import pytest
 from sink_contract import SinkContract, new_fake_key
@@ -16,7 +17,19 @@ from sink_contract import SinkContract, new_fake_key
 from keyward.errors import ConfigError, PublishError
 from keyward.sinks.file import TEMP_PREFIX, FileSink, read_published_file
 
-PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+PR_CAPBSET_DROP, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 0, 1, 2
+
+
+def _dropping(*capabilities: int) -> Callable[[], None]:
+    """Return a child-side hook that gives up root capabilities before exec (the bounding set survives it)."""
+
+    def drop() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in capabilities:
+            if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+    return drop
 
 
 @pytest.fixture
@@ -121,12 +134,31 @@ def test_publish_when_group_unknown_raises_naming_it_and_keeps_old(tmp_path):
     assert sink.read() == old
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may give a file any group")
-def test_publish_when_group_not_ours_raises_and_leaves_no_temp(tmp_path):
-    foreign = next(g for g in grp.getgrall() if g.gr_gid not in os.getgroups())
-    sink = FileSink("p", path=str(tmp_path / "k"), mode=0o640, group=foreign.gr_name)
-    with pytest.raises(PublishError, match=f"cannot give it group {foreign.gr_name}"):
-        sink.publish(new_fake_key(), "new")
+FOREIGN_GROUP_PUBLISH = """
+import sys
+from keyward.errors import PublishError
+from keyward.sinks.file import FileSink
+try:
+    FileSink("p", path=sys.argv[1], mode=0o640, group=sys.argv[2]).publish(sys.stdin.read(), "new")
+except PublishError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_publish_when_group_not_ours_raises_and_leaves_no_temp(tmp_path, python_runner):
+    foreign = next((g for g in grp.getgrall() if g.gr_gid not in {os.getegid(), *os.getgroups()}), None)
+    if foreign is None:
+        pytest.skip("this user belongs to every group")
+    # Root may give a file any group unless it drops CAP_CHOWN first.
+    preexec = _dropping(CAP_CHOWN) if os.geteuid() == 0 else None
+    try:
+        result = python_runner(FOREIGN_GROUP_PUBLISH, str(tmp_path / "k"), foreign.gr_name,
+                               stdin=new_fake_key(), preexec_fn=preexec)
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"running as root without the right to drop CAP_CHOWN: {exc}")
+    assert result.returncode == 3, result.stderr
+    assert f"cannot give it group {foreign.gr_name}: Operation not permitted" in result.stdout
     assert os.listdir(tmp_path) == []
 
 
@@ -142,12 +174,6 @@ except PublishError as exc:
 """
 
 
-def _drop_dac_override() -> None:
-    """In the child: give up root's power to ignore file permissions (the bounding set survives exec)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
-        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 def test_publish_when_directory_read_only_raises_and_keeps_old(tmp_path, python_runner):
@@ -158,7 +184,7 @@ def test_publish_when_directory_read_only_raises_and_keeps_old(tmp_path, python_
     FileSink("p", path=path).publish(old, "old")
     directory.chmod(0o555)
     # Root ignores directory permissions unless it drops CAP_DAC_OVERRIDE first.
-    preexec = _drop_dac_override if os.geteuid() == 0 else None
+    preexec = _dropping(CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) if os.geteuid() == 0 else None
     try:
         result = python_runner(READ_ONLY_PUBLISH, path, stdin=new, preexec_fn=preexec)
     except subprocess.SubprocessError as exc:
