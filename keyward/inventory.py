@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Sequence
 
 from keyward import keystrings
+from keyward.config.model import DEFAULT_MODEL
 from keyward.config.pools import MODEL_HINT, MODEL_PATTERN, POOL_NAME_HINT, POOL_NAME_PATTERN
 from keyward.config.projects import SERVICE_ACCOUNT_HINT, SERVICE_ACCOUNT_PATTERN
 from keyward.config.sections import PROJECT_ID_HINT, PROJECT_ID_PATTERN
@@ -45,9 +46,13 @@ def sync_config(store: "Store", config: "Config", *, now: datetime) -> None:
     with store.write() as s:
         pools = {}
         for name, pool_cfg in config.pools.items():
-            pools[name] = q.upsert_pool(s, name, pool_cfg.model, origin=ORIGIN_CONFIG)
+            if pool_cfg.declared:
+                pools[name] = q.upsert_pool(s, name, pool_cfg.model, origin=ORIGIN_CONFIG)
+            else:  # the implicit "default" pool: create it if needed, never take it over
+                pools[name] = q.find_pool(s, name) or q.upsert_pool(s, name, pool_cfg.model, ORIGIN_CLI)
         for project_id, pcfg in config.projects.items():
-            pool = pools.get(pcfg.pool) or q.upsert_pool(s, pcfg.pool, "gemini-2.5-flash", ORIGIN_CONFIG)
+            pool = pools.get(pcfg.pool) or q.find_pool(s, pcfg.pool) or q.upsert_pool(
+                s, pcfg.pool, DEFAULT_MODEL, ORIGIN_CLI)
             project = q.upsert_project(
                 s,
                 project_id,
@@ -167,7 +172,7 @@ def add_project(
         if pool_row is None:
             if pool != "default":
                 raise NotFound(f"no pool named {pool!r}: add it with `keyward pool add {pool}`")
-            pool_row = q.upsert_pool(s, pool, "gemini-2.5-flash", ORIGIN_CLI)
+            pool_row = q.upsert_pool(s, pool, DEFAULT_MODEL, ORIGIN_CLI)
         q.upsert_project(s, project_id, pool_row, number=number, managed=managed,
                          service_account=service_account, allowed_ips=",".join(allowed_ips),
                          origin=ORIGIN_CLI)

@@ -48,3 +48,20 @@ def any_db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'keyward.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def kw_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point keyward's state, runtime and config dirs into tmp_path (for this process and children)."""
+    env = {
+        "KEYWARD_STATE_DIR": str(tmp_path / "state"),
+        "KEYWARD_RUNTIME_DIR": str(tmp_path / "run"),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("KEYWARD_CONFIG", "KEYWARD_DATABASE_URL", "KEYWARD_GOOGLE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    return env
+

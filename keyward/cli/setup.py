@@ -18,7 +18,7 @@ from keyward.errors import UsageError
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(target: Path | None, force: bool) -> None:
     """Write a commented example configuration that documents every key."""
-    from keyward.config import example_config
+    from keyward.config import example_config, load_config
     from keyward.config.paths import SYSTEM_CONFIG, user_config_path
 
     if target is None:
@@ -29,7 +29,7 @@ def init(target: Path | None, force: bool) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o640)
     with os.fdopen(fd, "w") as fh:
-        fh.write(example_config())
+        fh.write(example_config(runtime_dir=load_config(None).runtime_dir))
     os.replace(tmp, target)
     click.echo(f"wrote {target}; check it with `keyward --config {target} config validate`")
 
