@@ -80,6 +80,8 @@ class FileSink(Sink):
             raise ConfigError(f"file sink of pool {pool!r}: format must be one of {', '.join(FORMATS)}")
         self.mode = _parse_mode(options.get("mode", 0o600), pool)
         self.group: str | None = options.get("group")
+        if self.group is not None and (not isinstance(self.group, str) or not self.group):
+            raise ConfigError(f"file sink of pool {pool!r}: group must be a group name")
         self._temp_prefix = f"{TEMP_PREFIX}{os.path.basename(self.path)}-"
 
     def describe(self) -> str:
@@ -151,6 +153,7 @@ class FileSink(Sink):
                 pass
             raise PublishError(f"{self.describe()}: cannot {step}: {exc.strerror}") from None
         self._fsync_dir(parent)
+        log.debug("published key %s to %s", key_id, self.describe())
 
     @staticmethod
     def _fsync_dir(parent: str) -> None:

@@ -40,7 +40,11 @@ def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout:
     A string is split like a shell would (shlex) but never run through one. Failures to start,
     non-zero exits and timeouts are logged at warning and give False; this never raises for them.
     """
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    try:
+        args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    except ValueError as exc:
+        log.warning("post-publish hook for pool %s cannot be split into arguments: %s", pool, exc)
+        return False
     if not args:
         log.warning("post-publish hook for pool %s is empty; nothing run", pool)
         return False

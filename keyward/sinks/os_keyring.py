@@ -33,13 +33,13 @@ class KeyringSink(Sink):
 
     def __init__(self, pool: str, **options: Any) -> None:
         super().__init__(pool, **options)
+        for name in ("service", "username", "backend"):
+            value = options.get(name)
+            if name in options and (not isinstance(value, str) or not value):
+                raise ConfigError(f"keyring sink of pool {pool!r}: {name} must be a non-empty string")
         self.service: str = options.get("service", "keyward")
         self.username: str = options.get("username", pool)
         self.backend_name: str | None = options.get("backend")
-        for name in ("service", "username", "backend"):
-            value = getattr(self, "backend_name" if name == "backend" else name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"keyring sink of pool {pool!r}: {name} must be a non-empty string")
         self._backend: Any = None
 
     def describe(self) -> str:

@@ -220,6 +220,7 @@ def test_cleanup_stale_temp_files_when_directory_missing_returns_zero(tmp_path):
         ({"path": "/k", "mode": 0o644}, "mode must be 0600 or 0640"),
         ({"path": "/k", "mode": "rw"}, "mode must be 0600 or 0640"),
         ({"path": "/k", "formt": "raw"}, "did you mean 'format'"),
+        ({"path": "/k", "group": 5}, "group must be a group name"),
     ],
 )
 def test_file_sink_when_options_invalid_raises_config_error(options, message):

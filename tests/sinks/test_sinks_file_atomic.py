@@ -86,7 +86,7 @@ def test_publish_when_reader_polls_during_1000_replacements_never_tears(tmp_path
     assert reader.returncode == 0, err
     report = json.loads(out)
     torn = [content for content in report["seen"] if content not in written]
-    assert torn == [], f"{len(torn)} torn or unknown reads out of {report['reads']}"
+    assert torn == [], f"{len(torn)} torn or unknown contents in {report['reads']} reads"
     assert len(report["seen"]) >= 2, "the reader never overlapped the writer"
 
 

@@ -51,8 +51,9 @@ def test_run_post_publish_when_command_missing_returns_false_and_warns(caplog, t
     assert "no-such-hook for pool ci could not start" in caplog.text
 
 
-def test_run_post_publish_when_argv_empty_returns_false():
-    assert run_post_publish([], "ci", "k", timeout=30) is False
+@pytest.mark.parametrize("argv", [[], "", "unbalanced 'quote"])
+def test_run_post_publish_when_argv_unusable_returns_false(argv):
+    assert run_post_publish(argv, "ci", "k", timeout=30) is False
 
 
 def test_run_post_publish_when_argv_is_a_string_splits_without_shell(tmp_path):
