@@ -14,6 +14,7 @@ from keyward.config.model import DEFAULT_POOL, LimitConfig, PoolConfig, ProjectC
 from keyward.config.pools import MODEL_HINT, MODEL_PATTERN, POOL_NAME_HINT, POOL_NAME_PATTERN
 from keyward.config.problems import KeyPath, Problems, describe
 from keyward.config.sections import (
+    MIN_KEY_AGE,
     MINUTE,
     PROJECT_ID_HINT,
     PROJECT_ID_PATTERN,
@@ -84,8 +85,8 @@ PROJECT: dict[str, v.Checker] = {
     "managed": v.boolean,
     "service_account": v.text(SERVICE_ACCOUNT_PATTERN, SERVICE_ACCOUNT_HINT),
     "allowed_ips": _allowed_ips,
-    "min_age": v.duration(MINUTE),
-    "max_age": v.duration(MINUTE),
+    "min_age": v.duration(MIN_KEY_AGE),
+    "max_age": v.duration(MIN_KEY_AGE),
     "limits": _limits,
 }
 

@@ -18,6 +18,9 @@ from keyward.config.model import DaemonConfig, GoogleConfig, RotationConfig, Sel
 from keyward.config.problems import KeyPath, Problems, describe
 
 SECOND, MINUTE, HOUR, DAY = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+# Keys younger than this are never rotated: short enough for an accelerated demo, long enough that a
+# typo ("7s" for "7d") cannot turn the daemon into a key factory hitting the API Keys write quota.
+MIN_KEY_AGE = 10 * SECOND
 
 PROJECT_ID_PATTERN = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 PROJECT_ID_HINT = (
@@ -26,8 +29,8 @@ PROJECT_ID_HINT = (
 )
 
 ROTATION: dict[str, v.Checker] = {
-    "min_age": v.duration(MINUTE),
-    "max_age": v.duration(MINUTE),
+    "min_age": v.duration(MIN_KEY_AGE),
+    "max_age": v.duration(MIN_KEY_AGE),
     "grace": v.duration(),
     "verify": v.boolean,
     "retry_backoff": v.duration(SECOND),
@@ -58,7 +61,7 @@ def _socket_path(value: Any, path: KeyPath, problems: Problems) -> Any:
 
 
 DAEMON: dict[str, v.Checker] = {
-    "rotation_check": v.duration(MINUTE),
+    "rotation_check": v.duration(SECOND),
     "jitter": v.duration(),
     "heartbeat": v.duration(SECOND),
     "verify_invalid": v.duration(MINUTE),

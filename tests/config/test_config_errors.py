@@ -69,7 +69,7 @@ def test_bad_duration_quotes_the_text(find, problems_of):
 @pytest.mark.parametrize(
     ("text", "key", "fragment"),
     [
-        ("[rotation]\nmin_age = '30s'\n", "rotation.min_age", "must be at least 1m, got '30s'"),
+        ("[rotation]\nmin_age = '5s'\n", "rotation.min_age", "must be at least 10s, got '5s'"),
         ("[usage]\nmonitoring_lag = '2d'\n", "usage.monitoring_lag", "must be at most 1d"),
         ("[selection]\nmargin = 1.5\n", "selection.margin", "must be between 0 and 1, got 1.5"),
         ("[pools.p]\nmargin = -0.1\n", "pools.p.margin", "must be between 0 and 1"),
