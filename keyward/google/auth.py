@@ -29,8 +29,9 @@ SYSTEMD_CREDENTIAL = "google.json"
 
 def load_credentials(credentials_path: Path | None = None,
                      scopes: Sequence[str] = (CLOUD_PLATFORM,),
-                     env: Mapping[str, str] | None = None) -> Credentials:
-    """Return credentials for Google's APIs.
+                     env: Mapping[str, str] | None = None,
+                     quota_project: str | None = None) -> Credentials:
+    """Return credentials for Google's APIs, billing `quota_project` when given.
 
     Raise UsageError naming the file when an explicit or systemd-provided file is missing,
     unreadable, not JSON or not a service-account key; or saying how to provide credentials when
@@ -42,6 +43,14 @@ def load_credentials(credentials_path: Path | None = None,
 
         log.debug("using anonymous credentials for the Google API emulator")
         return AnonymousCredentials()
+    creds = _choose(credentials_path, scopes, env)
+    if quota_project and hasattr(creds, "with_quota_project"):
+        creds = creds.with_quota_project(quota_project)
+    return creds
+
+
+def _choose(credentials_path: Path | None, scopes: Sequence[str],
+            env: Mapping[str, str]) -> Credentials:
     if credentials_path is not None:
         return _service_account(Path(credentials_path), scopes, "the configured credentials file")
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
@@ -91,10 +100,13 @@ def _default(scopes: Sequence[str]) -> Credentials:
 
     try:
         creds, _project = google.auth.default(scopes=list(scopes))
-    except DefaultCredentialsError:
+    except DefaultCredentialsError as exc:
+        # google-auth names a GOOGLE_APPLICATION_CREDENTIALS file it could not use; say so.
+        named = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        why = f" ({exc})" if named else ""
         raise UsageError(
-            "no Google credentials found: set `credentials = \"/path/to/service-account.json\"` in "
-            "the config, provide it to the systemd unit with LoadCredential=google.json:/path, "
-            "or run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
+            f"no usable Google credentials{why}: set `credentials = \"/path/to/key.json\"` in the "
+            "[google] section of the config, provide it to the systemd unit with "
+            "LoadCredential=google.json:/path, or run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
         ) from None
     return creds

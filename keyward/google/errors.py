@@ -163,7 +163,7 @@ def translate(exc: BaseException, *, action: str, project: str | None) -> Keywar
     """Return the keyward error for a failed Google call; KeywardErrors pass through unchanged."""
     if isinstance(exc, KeywardError):
         return exc
-    where = _where(action, project)
+    where = where_phrase(action, project)
     try:
         from googleapiclient.errors import HttpError
     except ImportError:  # pragma: no cover - the dependency is declared
@@ -188,7 +188,7 @@ def translate(exc: BaseException, *, action: str, project: str | None) -> Keywar
 
 def from_status(st: RpcStatus, *, action: str, project: str | None) -> KeywardError:
     """Classify a parsed Google error status into a keyward error."""
-    where = _where(action, project)
+    where = where_phrase(action, project)
     code = st.http_status
     reason = st.reason or st.status or None
     said = scrub(st.message)
@@ -228,7 +228,7 @@ def from_status(st: RpcStatus, *, action: str, project: str | None) -> KeywardEr
                        f"{said or 'no message'}", status=code, reason=reason)
 
 
-def _where(action: str, project: str | None) -> str:
+def where_phrase(action: str, project: str | None) -> str:
     phrase = ACTION_PHRASES.get(action, action)
     return f"{phrase} in project {project}" if project else phrase
 

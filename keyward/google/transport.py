@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from keyward.errors import Transient
+from keyward.errors import Transient, UsageError
 from keyward.google import endpoints
-from keyward.google.errors import MalformedResponse, translate, with_retries
+from keyward.google.errors import (MalformedResponse, scrub, translate, where_phrase,
+                                   with_retries)
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,22 @@ class Caller:
 
     def run(self, make_request: Callable[[], Any], *, action: str,
             project: str | None) -> dict[str, Any]:
-        """Execute a fresh request from `make_request` until it succeeds or the budget runs out."""
-        return with_retries(lambda: self.once(make_request(), action=action, project=project),
+        """Execute a fresh request from `make_request` until it succeeds or the budget runs out.
+
+        Raise UsageError when googleapiclient refuses the arguments (a resource name that does
+        not match the discovery document's pattern), before anything is sent.
+        """
+        return with_retries(lambda: self.once(self._build(make_request, action, project),
+                                              action=action, project=project),
                             budget_seconds=self.retry_budget, on_retry=self.on_retry,
                             sleep=self.sleep)
+
+    @staticmethod
+    def _build(make_request: Callable[[], Any], action: str, project: str | None) -> Any:
+        try:
+            return make_request()
+        except TypeError as exc:
+            raise UsageError(f"{where_phrase(action, project)}: {scrub(str(exc))}") from None
 
 
 def _close(request: Any) -> None:

@@ -255,3 +255,16 @@ def test_errors_from_every_method_never_hold_key_strings(emu, client):
             call()
         texts += [str(info.value), repr(info.value)]
     assert not any(created.key_string in t for t in texts)
+
+
+def test_client_when_api_object_passed_in_uses_it(emu):
+    from keyward.google.transport import build_api
+
+    emu.create_manual_key(PROJECT)
+    client = ApiKeysClient(api=build_api("apikeys", "v2"), sleep=lambda s: None)
+    assert len(client.list_keys(PROJECT)) == 1
+
+
+def test_get_key_when_name_malformed_raises_usage_error_before_calling(emu, client):
+    with pytest.raises(UsageError, match="reading an API key"):
+        client.get_key("keys/not-a-resource-name")

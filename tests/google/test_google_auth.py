@@ -39,6 +39,13 @@ def test_load_credentials_when_path_is_service_account_returns_scoped_credential
     assert auth.CLOUD_PLATFORM in creds.scopes
 
 
+def test_load_credentials_when_quota_project_given_bills_it(tmp_path):
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(_sa_info()))
+    creds = auth.load_credentials(path, env={}, quota_project="billing-project")
+    assert creds.quota_project_id == "billing-project"
+
+
 def test_load_credentials_when_systemd_credential_present_uses_it(tmp_path):
     (tmp_path / "google.json").write_text(json.dumps(_sa_info()))
     creds = auth.load_credentials(None, env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
@@ -92,3 +99,11 @@ def test_load_credentials_when_nothing_found_says_how_to_provide(tmp_path, monke
     message = str(info.value)
     assert "LoadCredential=google.json" in message
     assert "application-default login" in message
+
+
+def test_load_credentials_when_adc_file_missing_names_it(tmp_path, monkeypatch):
+    missing = tmp_path / "adc.json"
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
+    with pytest.raises(UsageError) as info:
+        auth.load_credentials(None, env={})
+    assert str(missing) in str(info.value)
