@@ -126,6 +126,8 @@ path = "{runtime_dir}/default.key"
 # service = "keyward"
 # Default: the pool name.
 # username = "default"
+# Default: the environment's keyring; name a backend class to choose one explicitly.
+# backend = "keyring.backends.SecretService.Keyring"
 
 # A Google Cloud project whose Gemini keys keyward looks after; the table name is its project id.
 [projects.my-project-1]

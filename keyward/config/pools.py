@@ -55,6 +55,9 @@ KEYRING_SINK: dict[str, v.Checker] = {
     "type": lambda value, path, problems: value,
     "service": v.text(r".+", "must not be empty"),
     "username": v.text(r".+", "must not be empty"),
+    # A keyring backend class by dotted name, when the environment's default is not the one wanted.
+    "backend": v.text(r"[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*", "expected a dotted class name like "
+                      "'keyring.backends.SecretService.Keyring'"),
 }
 NULL_SINK: dict[str, v.Checker] = {"type": lambda value, path, problems: value}
 

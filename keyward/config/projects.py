@@ -15,7 +15,6 @@ from keyward.config.pools import MODEL_HINT, MODEL_PATTERN, POOL_NAME_HINT, POOL
 from keyward.config.problems import KeyPath, Problems, describe
 from keyward.config.sections import (
     MIN_KEY_AGE,
-    MINUTE,
     PROJECT_ID_HINT,
     PROJECT_ID_PATTERN,
     ages_message,
