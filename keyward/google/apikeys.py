@@ -271,18 +271,3 @@ class ApiKeysClient:
         if not isinstance(response, dict):
             return {}
         return {k: v for k, v in response.items() if k != "@type"}
-
-
-class _RedactKeyStrings(logging.Filter):
-    """googleapiclient logs request URLs at DEBUG; lookupKey's URL holds a key string."""
-
-    _PARAM = re.compile(r"((?:keyString|key)=)[^&\s]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "key" in message:
-            record.msg, record.args = self._PARAM.sub(r"\1REDACTED", message), None
-        return True
-
-
-logging.getLogger("googleapiclient.discovery").addFilter(_RedactKeyStrings())

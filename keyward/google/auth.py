@@ -107,6 +107,7 @@ def _default(scopes: Sequence[str]) -> Credentials:
         raise UsageError(
             f"no usable Google credentials{why}: set `credentials = \"/path/to/key.json\"` in the "
             "[google] section of the config, provide it to the systemd unit with "
-            "LoadCredential=google.json:/path, or run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
+            "LoadCredential=google.json:/path, or run `gcloud auth application-default login` "
+            "(or set GOOGLE_APPLICATION_CREDENTIALS)"
         ) from None
     return creds

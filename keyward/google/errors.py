@@ -28,7 +28,7 @@ from keyward.errors import (ApiDisabled, GoogleError, KeywardError, PermissionMi
                             PolicyBlocked, Transient)
 from keyward.google.retry import BACKOFF_BASE, BACKOFF_CAP, with_retries
 
-__all__ = ["translate", "from_status", "with_retries", "scrub", "role_for", "MalformedResponse",
+__all__ = ["translate", "from_status", "with_retries", "scrub", "mask_keys", "role_for", "MalformedResponse",
            "RpcStatus", "status_from_body", "status_from_operation", "BACKOFF_BASE", "BACKOFF_CAP"]
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,14 @@ def role_for(permission: str) -> str:
     return "roles/serviceusage.apiKeysAdmin"
 
 
+def mask_keys(text: str) -> str:
+    """Return `text` with every key-shaped substring replaced by its mask."""
+    return _KEYLIKE.sub(lambda m: keystrings.mask(m.group(0)), text)
+
+
 def scrub(text: str, limit: int = 240) -> str:
     """Return `text` on one line, key-shaped substrings masked, at most `limit` characters."""
-    text = _KEYLIKE.sub(lambda m: keystrings.mask(m.group(0)), " ".join(str(text).split()))
+    text = mask_keys(" ".join(str(text).split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

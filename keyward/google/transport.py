@@ -11,14 +11,15 @@ client per thread.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from keyward.errors import Transient, UsageError
 from keyward.google import endpoints
-from keyward.google.errors import (MalformedResponse, scrub, translate, where_phrase,
-                                   with_retries)
+from keyward.google.errors import (MalformedResponse, mask_keys, scrub, translate,
+                                   where_phrase, with_retries)
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +105,27 @@ def _cause(exc: BaseException, action: str) -> BaseException | None:
     # An HttpError's str() holds the request URL, and lookupKey's URL holds a key string: for that
     # call keep no cause, so no traceback can print it.
     return None if action == "lookup" else exc
+
+
+class RedactKeyStrings(logging.Filter):
+    """Mask key strings in googleapiclient's own log records.
+
+    googleapiclient logs request URLs at DEBUG, and lookupKey's URL carries a key string; with
+    `dump_request_response` it also logs bodies, where getKeyString's answer holds one.
+    """
+
+    _PARAM = re.compile(r"((?:keyString|key)=)[^&\s'\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is logging's problem, not ours
+            return True
+        cleaned = mask_keys(self._PARAM.sub(r"\1REDACTED", message))
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+for _name in ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model"):
+    logging.getLogger(_name).addFilter(RedactKeyStrings())

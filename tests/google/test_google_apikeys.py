@@ -268,3 +268,19 @@ def test_client_when_api_object_passed_in_uses_it(emu):
 def test_get_key_when_name_malformed_raises_usage_error_before_calling(emu, client):
     with pytest.raises(UsageError, match="reading an API key"):
         client.get_key("keys/not-a-resource-name")
+
+
+def test_googleapiclient_debug_logs_never_hold_key_strings(emu, client, caplog):
+    import googleapiclient.model
+
+    created = _create(client)
+    caplog.set_level("DEBUG")
+    old = googleapiclient.model.dump_request_response
+    googleapiclient.model.dump_request_response = True  # bodies too, getKeyString's included
+    try:
+        client.lookup_key(created.key_string)
+        client.get_key_string(created.name)
+    finally:
+        googleapiclient.model.dump_request_response = old
+    assert "lookupKey" in caplog.text  # the URL was logged...
+    assert created.key_string not in caplog.text  # ...without the key
