@@ -28,8 +28,9 @@ from keyward.errors import (ApiDisabled, GoogleError, KeywardError, PermissionMi
                             PolicyBlocked, Transient)
 from keyward.google.retry import BACKOFF_BASE, BACKOFF_CAP, with_retries
 
-__all__ = ["translate", "from_status", "with_retries", "scrub", "mask_keys", "role_for", "MalformedResponse",
-           "RpcStatus", "status_from_body", "status_from_operation", "BACKOFF_BASE", "BACKOFF_CAP"]
+__all__ = ["translate", "from_status", "with_retries", "scrub", "mask_keys", "role_for",
+           "MalformedResponse", "RpcStatus", "status_from_body", "status_from_operation",
+           "BACKOFF_BASE", "BACKOFF_CAP"]
 
 log = logging.getLogger(__name__)
 
