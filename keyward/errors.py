@@ -77,6 +77,8 @@ class PolicyBlocked(GoogleError):
 class Transient(GoogleError):
     """A retryable failure (429, 5xx, timeout, malformed body) that outlasted the retry budget."""
 
+    retry_after: float | None = None  # seconds Google asked us to wait (RetryInfo), when it said
+
 
 class KeyRejected(GoogleError):
     """Gemini rejected a key as invalid, of an unsupported type, or suspended."""
