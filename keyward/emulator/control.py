@@ -174,6 +174,11 @@ class Emulator:
         except (ValueError, TypeError) as exc:
             raise UsageError(f"bad fault: {exc}") from None
 
+    def clear_faults(self) -> None:
+        """Disarm every fault not yet spent."""
+        with self.state.lock:
+            self.state.faults = []
+
     def deny_permission(self, project_id: str, permission: str, denied: bool = True) -> None:
         """Make calls needing `permission` in the project fail with 403 IAM_PERMISSION_DENIED."""
         with self.state.lock:
