@@ -1,0 +1,292 @@
+"""`keyward run`: the jobs of keyward.jobs on APScheduler timers, under systemd.
+
+Start-up order matters: the lock first (one daemon per database on a host), then the database, then
+the cleanup of anything a crash left (temp files, journaled rotations), then one full pass, and only
+then READY=1, so `systemctl start` returns when a key is published. Signals only set flags; the main
+thread acts on them, so no handler ever runs inside a job. The APScheduler job store is in memory:
+schedules come from the config, and job stores must never be shared between schedulers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Mapping
+
+from keyward import jobs
+from keyward.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keyward.config import Config
+    from keyward.context import Context
+
+log = logging.getLogger(__name__)
+
+# How long SIGTERM waits for a running job before leaving its work journaled for the next start.
+STOP_GRACE_SECONDS = 8.0
+
+
+class Daemon:
+    """One daemon process: a configuration, a Context, a scheduler, signal flags."""
+
+    def __init__(self, config_path: str | None, *, env: Mapping[str, str] | None = None):
+        self.config_path = config_path
+        self.env = env
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.ctx: Context | None = None
+        self.scheduler = None
+        self.started_at: datetime | None = None
+        self.ingest = None
+        self.metrics = None
+        self._last_beat = 0.0
+        self._busy = threading.Condition()
+        self._running_jobs = 0
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        """Run until SIGTERM/SIGINT (or one pass with `once`); return the exit code."""
+        from keyward.config import find_config_path, load_config
+        from keyward.context import Context
+        from keyward.lock import DaemonLock
+        from keyward.notify import Notifier
+
+        config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = DaemonLock(config.daemon.lock_file or config.state_dir / "keyward.lock").acquire()
+        notifier = Notifier.from_env()
+        try:
+            self.ctx = Context(config)
+            self.started_at = self.ctx.now()
+            ok = self._startup()
+            if once:
+                ok = self.run_pass() and ok
+                return 0 if ok else 1
+            self._install_signals()
+            self._start_servers()
+            if not self._first_pass():
+                return 0  # stopped during the first pass
+            self._start_scheduler()
+            notifier.ready(self._summary())
+            log.info("keyward daemon ready (%s)", self._summary())
+            self._main_loop(notifier)
+            notifier.stopping()
+            log.info("keyward daemon stopping")
+            return 0
+        finally:
+            self._shutdown()
+            lock.release()
+
+    def _startup(self) -> bool:
+        """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""
+        from keyward.publishing import service as publishing
+        from keyward.rotation import service as rotation
+
+        ok = True
+        for name, step in (("cleanup", publishing.cleanup), ("resume", rotation.resume_open)):
+            ok = jobs.run_job(jobs.JobSpec(name, 0, step), self.ctx) and ok
+        return ok
+
+    def run_pass(self) -> bool:
+        """Run every job once, in order; return whether all succeeded."""
+        ok = True
+        for spec in jobs.job_table(self.ctx.config):
+            if self._stopping():
+                break
+            ok = jobs.run_job(spec, self.ctx) and ok
+        self._beat()
+        return ok
+
+    def _first_pass(self) -> bool:
+        """Run the first pass in a worker so that SIGTERM is honoured even during a slow rotation."""
+        done = threading.Event()
+
+        def work() -> None:
+            with self._busy:
+                self._running_jobs += 1
+            try:
+                self.run_pass()
+            finally:
+                with self._busy:
+                    self._running_jobs -= 1
+                    self._busy.notify_all()
+                done.set()
+
+        threading.Thread(target=work, name="keyward-first-pass", daemon=True).start()
+        while not done.wait(0.1):
+            if self._stopping():
+                return False
+        self.reload_event.clear()  # a reload asked for during start-up is already satisfied
+        self.stop_event.clear()
+        return True
+
+    def _beat(self) -> None:
+        try:
+            jobs.heartbeat(self.ctx, self.started_at)
+            self._last_beat = time.monotonic()
+        except Exception as exc:  # the heartbeat must never take the daemon down
+            log.error("heartbeat failed: %s", exc)
+
+    def _summary(self) -> str:
+        from keyward.storage import store as q
+
+        try:
+            with self.ctx.store.read() as s:
+                pools = q.list_pools(s)
+                published = sum(1 for p in pools if p.current_key_id)
+                exhausted = sum(1 for p in pools if p.all_exhausted)
+        except Exception:
+            return "running"
+        text = f"{published}/{len(pools)} pool(s) published"
+        return text + (f", {exhausted} all exhausted" if exhausted else "")
+
+    # Scheduler --------------------------------------------------------------------------------
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+        self._schedule(self.ctx.config)
+        self.scheduler.start()
+
+    def _schedule(self, config: "Config") -> None:
+        heartbeat = config.daemon.heartbeat.total_seconds()
+        specs = jobs.job_table(config)
+        for spec in specs:
+            self.scheduler.add_job(
+                self._run_scheduled, "interval", args=[spec.name], id=spec.name, replace_existing=True,
+                seconds=spec.seconds, jitter=spec.jitter or None,
+                next_run_time=datetime.now().astimezone() + timedelta(seconds=spec.seconds),
+                misfire_grace_time=max(1, int(spec.seconds)),
+            )
+        self.scheduler.add_job(self._beat, "interval", id="heartbeat", replace_existing=True,
+                               seconds=heartbeat, misfire_grace_time=max(1, int(heartbeat)))
+
+    def _run_scheduled(self, name: str) -> None:
+        if self._stopping():
+            return
+        with self._busy:
+            self._running_jobs += 1
+        try:
+            ctx = self.ctx  # read once: a reload may swap it while the job runs
+            for spec in jobs.job_table(ctx.config):
+                if spec.name == name:
+                    jobs.run_job(spec, ctx)
+        finally:
+            with self._busy:
+                self._running_jobs -= 1
+                self._busy.notify_all()
+
+    def _wait_for_jobs(self, seconds: float) -> bool:
+        """Wait up to `seconds` for running jobs to return; return whether they all did."""
+        with self._busy:
+            return self._busy.wait_for(lambda: self._running_jobs == 0, timeout=seconds)
+
+    # Signals and the main loop ------------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        # SIGHUP also sets stop_event, only to wake the main loop; a reload is not a stop.
+        return self.stop_event.is_set() and not self.reload_event.is_set()
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: (self.reload_event.set(), self.stop_event.set()))
+
+    def _main_loop(self, notifier) -> None:
+        watchdog = notifier.watchdog_interval()
+        heartbeat = self.ctx.config.daemon.heartbeat.total_seconds()
+        tick = min(x for x in (watchdog, heartbeat, 5.0) if x)
+        while True:
+            self.stop_event.wait(tick)
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.stop_event.clear()
+                notifier.reloading()
+                self._reload()
+                notifier.ready(self._summary())
+                continue
+            if self.stop_event.is_set():
+                return
+            # Ping the watchdog only while the scheduler still runs jobs: a wedged daemon gets restarted.
+            if watchdog and time.monotonic() - self._last_beat < 3 * heartbeat + watchdog:
+                notifier.watchdog()
+            notifier.status(self._summary())
+
+    def _reload(self) -> None:
+        """Load the configuration again; keep the old one when the new one is invalid."""
+        from keyward.config import find_config_path, load_config
+        from keyward.context import Context
+
+        try:
+            config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        new_ctx = Context(config)
+        try:
+            new_ctx.store  # opens, migrates and syncs the new config's projects
+        except Exception as exc:
+            new_ctx.close()
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        old, self.ctx = self.ctx, new_ctx
+        self._schedule(config)
+        log.info("configuration reloaded from %s", config.source or "built-in defaults")
+        # Jobs still running hold the old Context; its engine closes its idle connections now and
+        # the rest as those jobs return.
+        old.close()
+        jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
+
+    # Servers ------------------------------------------------------------------------------------
+
+    def _start_servers(self) -> None:
+        d = self.ctx.config.daemon
+        if d.ingest_socket or d.ingest_tcp:
+            from keyward.usage.ingest import IngestServer
+
+            try:
+                self.ingest = IngestServer(self.ctx, d.ingest_socket, tcp=d.ingest_tcp)
+                self.ingest.start()
+            except Exception as exc:
+                log.error("ingest endpoint not started: %s", exc)
+                self.ingest = None
+        if d.metrics:
+            try:
+                from keyward.metrics import start_metrics_server
+
+                self.metrics = start_metrics_server(lambda: self.ctx, d.metrics)
+            except Exception as exc:
+                log.error("metrics endpoint not started: %s", exc)
+
+    def _shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self._running_jobs:
+            if not self._wait_for_jobs(STOP_GRACE_SECONDS):
+                # Exiting now is safe: every step of a rotation is journaled before it is taken.
+                log.warning("a job is still running; its work is journaled and resumes at the next start")
+                self._close_servers()
+                logging.shutdown()
+                os._exit(0)
+        self._close_servers()
+        if self.ctx is not None:
+            self.ctx.close()
+
+    def _close_servers(self) -> None:
+        for server in (self.ingest, self.metrics):
+            if server is not None:
+                try:
+                    server.stop()
+                except Exception as exc:
+                    log.debug("stopping a server failed: %s", exc)

@@ -1,0 +1,128 @@
+"""The daemon's periodic jobs, each one service call wrapped so that a failure is logged, never fatal.
+
+A job that raises would end nothing (APScheduler catches it) but would also say nothing useful;
+here each failure becomes one log line naming the job, and the next run tries again. Services
+already isolate projects from each other and raise one summary (PassFailed) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable
+
+import keyward
+from keyward.errors import KeywardError, PassFailed
+
+if TYPE_CHECKING:
+    from keyward.config import Config
+    from keyward.context import Context
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = "heartbeat"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    seconds: float
+    func: Callable[["Context"], object]
+    jitter: float = 0.0
+
+
+def heartbeat(ctx: "Context", started_at: datetime | None = None) -> None:
+    """Tell `keyward status` (and other hosts, later) that this daemon is alive."""
+    from keyward.storage import store as q
+
+    now = ctx.now()
+    value = json.dumps({
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "version": keyward.__version__,
+        "started_at": (started_at or now).isoformat(),
+        "at": now.isoformat(),
+    })
+    with ctx.store.write() as s:
+        q.set_meta(s, HEARTBEAT, value, now=now)
+
+
+def poll_usage(ctx: "Context") -> None:
+    from keyward.usage import accounting
+
+    if ctx.config.usage.monitoring:
+        accounting.poll_monitoring(ctx)
+
+
+def publish(ctx: "Context") -> None:
+    from keyward.publishing import service
+
+    service.publish_pools(ctx, None, trigger="timer")
+
+
+def rotation(ctx: "Context") -> None:
+    """Finish interrupted rotations, rotate what is due, retire what outlived its grace."""
+    from keyward.rotation import service
+
+    failures: dict[str, str] = {}
+    for step in (service.resume_open, service.rotate_all, service.retire_due):
+        try:
+            step(ctx)
+        except PassFailed as exc:
+            failures.update(exc.failures)
+    for warning in service.due_warnings(ctx):
+        log.warning("%s", warning)
+    if failures:
+        raise PassFailed(failures)
+
+
+def refresh_limits(ctx: "Context") -> None:
+    from keyward.usage import accounting
+
+    accounting.refresh_limits(ctx)
+
+
+def recheck_invalid(ctx: "Context") -> None:
+    from keyward import verification
+
+    verification.recheck_invalid(ctx)
+
+
+def prune(ctx: "Context") -> None:
+    from keyward.usage import accounting
+
+    accounting.prune(ctx)
+
+
+def job_table(config: "Config") -> list[JobSpec]:
+    """Every job with its interval from the config; the order is the order of a `--once` pass."""
+    d = config.daemon
+    jitter = d.jitter.total_seconds()
+    return [
+        JobSpec("rotation", d.rotation_check.total_seconds(), rotation, jitter),
+        JobSpec("limits", d.rotation_check.total_seconds(), refresh_limits, jitter),
+        JobSpec("usage", config.usage.poll_interval.total_seconds(), poll_usage, jitter),
+        JobSpec("publish", config.selection.interval.total_seconds(), publish),
+        JobSpec("recheck", d.verify_invalid.total_seconds(), recheck_invalid, jitter),
+        JobSpec("prune", d.prune_interval.total_seconds(), prune, jitter),
+    ]
+
+
+def run_job(spec: JobSpec, ctx: "Context") -> bool:
+    """Run one job; log its failure and return False instead of raising."""
+    started = time.monotonic()
+    try:
+        spec.func(ctx)
+    except KeywardError as exc:
+        log.error("job %s failed: %s", spec.name, exc, extra={"job": spec.name})
+        return False
+    except Exception:
+        log.exception("job %s failed unexpectedly", spec.name, extra={"job": spec.name})
+        return False
+    log.debug("job %s done in %.0f ms", spec.name, (time.monotonic() - started) * 1000)
+    return True

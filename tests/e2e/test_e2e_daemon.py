@@ -1,0 +1,224 @@
+"""The real daemon as a subprocess against the emulator: a full pass, systemd notify, signals, the lock."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from support.daemon_harness import DaemonProcess, wait_for, write_config
+
+PROJECTS = [("e2e-alpha-1", "200000000001"), ("e2e-bravo-2", "200000000002")]
+
+
+@pytest.fixture
+def emu(monkeypatch):
+    from keyward.emulator import Emulator
+
+    emu = Emulator().start()
+    for pid, number in PROJECTS:
+        emu.add_project(pid, number)
+    monkeypatch.setenv("KEYWARD_GOOGLE_EMULATOR_HOST", emu.address)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def env(emu, kw_env):
+    return {**kw_env, "KEYWARD_GOOGLE_EMULATOR_HOST": emu.address}
+
+
+def _context(config: Path):
+    from keyward.context import Context
+
+    return Context.load(str(config))
+
+
+def _live_keys(emu, pid: str) -> set[str]:
+    return {k["name"] for k in emu.keys(pid)}
+
+
+def _keys_by_state(config: Path) -> dict[str, list]:
+    from keyward.storage import store as q
+
+    with _context(config) as ctx, ctx.store.read() as s:
+        out: dict[str, list] = {}
+        for key in q.list_keys(s):
+            out.setdefault(key.state, []).append((key.project.project_id, key.key_id, key.google_name))
+        return out
+
+
+def _published(base: Path) -> str | None:
+    from keyward.sinks.file import read_published_file
+
+    return read_published_file(base / "run" / "default.key")
+
+
+def test_run_once_when_projects_have_no_keys_creates_verifies_and_publishes(tmp_path, emu, env):
+    config = write_config(tmp_path, PROJECTS)
+    proc = DaemonProcess(config, env, "--once")
+    assert proc.wait(60) == 0, proc.log
+    states = _keys_by_state(config)
+    assert sorted(p for p, _, _ in states["active"]) == sorted(p for p, _ in PROJECTS)
+    secret = _published(tmp_path)
+    assert secret and secret.startswith("AQ.") and emu.key_string_valid(secret)
+    for pid, _ in PROJECTS:  # nothing at Google that keyward does not know
+        known = {name for p, _, name in states["active"] if p == pid}
+        assert _live_keys(emu, pid) == known
+    assert secret not in proc.log
+
+
+def test_run_once_when_key_is_due_rotates_it_and_polls_usage(tmp_path, emu, env):
+    from keyward.google.gemini import generate_content
+    from keyward.storage import store as q
+
+    config = write_config(tmp_path, PROJECTS[:1])
+    assert DaemonProcess(config, env, "--once").wait(60) == 0
+    first = _published(tmp_path)
+    generate_content(first, "gemini-2.5-flash", "hello there")  # traffic Monitoring will report
+    with _context(config) as ctx, ctx.store.write() as s:
+        for key in q.list_keys(s):
+            key.rotate_after = ctx.now().replace(year=2000)
+    proc = DaemonProcess(config, env, "--once")
+    assert proc.wait(60) == 0, proc.log
+    states = _keys_by_state(config)
+    assert len(states["active"]) == 1 and len(states["previous"]) == 1
+    second = _published(tmp_path)
+    assert second != first and emu.key_string_valid(second)
+    assert emu.key_string_valid(first), "the previous key must stay valid during its grace period"
+    from sqlalchemy import select
+
+    from keyward.storage.models import UsageMinute
+
+    with _context(config) as ctx, ctx.store.read() as s:
+        rows = s.scalars(select(UsageMinute).where(UsageMinute.source == "monitoring")).all()
+    assert sum(r.requests for r in rows) >= 1
+
+
+def _notify_socket(tmp_path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    return sock
+
+
+def _drain(sock: socket.socket, messages: list[str]) -> list[str]:
+    try:
+        while True:
+            messages.append(sock.recv(4096).decode())
+    except (socket.timeout, BlockingIOError):
+        return messages
+
+
+def test_daemon_under_notify_sends_ready_watchdog_and_stops_on_sigterm(tmp_path, emu, env):
+    config = write_config(tmp_path, PROJECTS)
+    sock = _notify_socket(tmp_path)
+    proc = DaemonProcess(config, {**env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                                  "WATCHDOG_USEC": "400000"})
+    try:
+        messages: list[str] = []
+        wait_for(lambda: any("READY=1" in m for m in _drain(sock, messages)), 60, "READY=1")
+        wait_for(lambda: any("WATCHDOG=1" in m for m in _drain(sock, messages)), 10, "WATCHDOG=1")
+        assert _published(tmp_path), "READY=1 comes after the first pass has published a key"
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, proc.log
+        assert time.monotonic() - started < 10
+        assert any("STOPPING=1" in m for m in _drain(sock, messages))
+    finally:
+        proc.stop()
+        sock.close()
+
+
+def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_path, emu, env):
+    from keyward.storage import store as q
+
+    config = write_config(tmp_path, PROJECTS[:1])
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in proc.log, 60, "the daemon to be ready")
+        write_config(tmp_path, PROJECTS)  # a second project appears
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proc.log, 20, "the reload")
+
+        def has_both() -> bool:
+            with _context(config) as ctx, ctx.store.read() as s:
+                return {p.project_id for p in q.list_projects(s)} == {p for p, _ in PROJECTS}
+
+        wait_for(has_both, 20, "the new project in the database")
+        config.write_text(config.read_text() + "\n[usage]\npoll_intervall = 3\n")
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in proc.log, 20, "the refused reload")
+        assert "poll_intervall" in proc.log and "did you mean" in proc.log
+        assert proc.proc.poll() is None, "a bad config must not stop the daemon"
+
+        def beat() -> str | None:
+            with _context_noconfig(tmp_path) as ctx, ctx.store.read() as s:
+                row = q.get_meta(s, "heartbeat")
+                return row and json.loads(row.value)["at"]
+
+        first = beat()
+        wait_for(lambda: beat() != first, 10, "a heartbeat after the refused reload")
+    finally:
+        proc.stop()
+
+
+def _rotation_started(config: Path) -> bool:
+    from sqlalchemy import select
+
+    from keyward.storage.models import Rotation
+
+    try:
+        with _context(config) as ctx, ctx.store.read() as s:
+            return s.scalar(select(Rotation.id).limit(1)) is not None
+    except Exception:  # the daemon may still be creating the database
+        return False
+
+
+def _context_noconfig(base: Path):
+    """A context on the daemon's database that does not read the (deliberately broken) config."""
+    from keyward.config import load_config
+    from keyward.context import Context
+
+    return Context(load_config(None, env={"KEYWARD_STATE_DIR": str(base / "state"),
+                                          "KEYWARD_RUNTIME_DIR": str(base / "run")}))
+
+
+def test_second_daemon_on_same_state_exits_1_naming_the_first(tmp_path, emu, env):
+    config = write_config(tmp_path, PROJECTS[:1])
+    first = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in first.log, 60, "the first daemon")
+        second = DaemonProcess(config, env)
+        assert second.wait(30) == 1
+        assert "another keyward daemon" in second.log and str(first.proc.pid) in second.log
+        assert "Traceback" not in second.log
+    finally:
+        first.stop()
+
+
+def test_sigterm_during_slow_rotation_stops_in_time_and_next_start_converges(tmp_path, emu, env):
+    config = write_config(tmp_path, PROJECTS[:1])
+    emu.inject_fault(service="apikeys", status=0, latency_ms=4000, count=20)
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: _rotation_started(config), 30, "the rotation to be journaled")
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(12) == 0, proc.log
+        assert time.monotonic() - started < 10.5
+    finally:
+        proc.stop()
+    emu.clear_faults()
+    again = DaemonProcess(config, env, "--once")
+    assert again.wait(60) == 0, again.log
+    states = _keys_by_state(config)
+    assert len(states["active"]) == 1
+    live = _live_keys(emu, PROJECTS[0][0])
+    known = {name for state in states.values() for _, _, name in state if name}
+    assert live <= known, "a key at Google that keyward does not know was left behind"
+    assert emu.key_string_valid(_published(tmp_path))
