@@ -1,0 +1,216 @@
+"""Rotating the keys of managed projects: which are due, starting a journaled rotation, resuming
+the ones a crash left open, and what to tell the operator about projects keyward may not touch.
+
+`rotate_project` returns only when the new key is verified and active (or raises saying why not);
+`rotate_all` tries every project, so one project's failure never stops the others, and raises one
+PassFailed summary at the end. Retiring and sweeping live in `retire` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from keyward.errors import KeywardError, PassFailed, UsageError
+from keyward.keyids import rotation_key_id
+from keyward.rotation import state as st
+from keyward.rotation.deps import Deps, crash_point
+from keyward.rotation.retire import SweepItem, retire_due, retire_key, sweep
+from keyward.rotation.steps import RotationResult, Runner, utc
+from keyward.storage import rotation_queries as rq
+from keyward.storage import store as q
+from keyward.storage.models import INVALID
+
+if TYPE_CHECKING:
+    from keyward.context import Context
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RotationResult", "SweepItem", "rotate_project", "rotate_all", "resume_open",
+           "retire_due", "retire_key", "replace_invalid", "sweep", "due_warnings"]
+
+
+def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_run: bool = False,
+                   reason: str | None = None, deps: Deps | None = None) -> RotationResult:
+    """Rotate `project_id` if it is due (or `force`), finishing any open rotation of it first.
+
+    Return the result (rotated, not-due, backoff, would-rotate). Raise UsageError for an unmanaged
+    project, the translated Google error (PermissionMissing, ApiDisabled, PolicyBlocked, Transient)
+    or RotationError when the new key cannot be made active; the journal says where it stopped.
+    With `dry_run` nothing is written, here or at Google.
+    """
+    runner = Runner(ctx, deps)
+    now = ctx.now()
+    with ctx.store.read() as s:
+        project = q.get_project(s, project_id)
+        if not project.managed:
+            raise UsageError(
+                f"project {project_id} is not managed: keyward does not create its keys. Create a "
+                f"key in AI Studio and run `keyward key add --project {project_id} --replaces KEY`")
+        if not project.service_account:
+            raise UsageError(f"project {project_id} is managed but has no service_account; new "
+                             "keys are auth keys bound to one")
+        project_pk, failures, backoff_until = project.id, project.rotation_failures, project.rotation_backoff_until
+        open_row = rq.open_rotation(s, project_pk)
+        active = rq.active_key(s, project_pk)
+        facts = st.ActiveKey(active.key_id, active.kind, active.rotate_after) if active else None
+        latest = rq.latest_key(s, project_pk)
+        last_invalid = latest is not None and latest.state == INVALID
+        old_key_id = active.key_id if active else (latest.key_id if last_invalid and latest else None)
+
+    if open_row is not None:
+        if dry_run:
+            return RotationResult(project_id, "would-rotate",
+                                  f"would finish the open rotation to {open_row.new_key_id} "
+                                  f"(at step {open_row.step})", open_row.reason, open_row.new_key_id,
+                                  open_row.old_key_id)
+        return runner.drive(open_row.id)
+
+    why = reason or st.due_reason(facts, now, force=force, invalid_key=last_invalid)
+    if why is None:
+        return RotationResult(project_id, "not-due", f"not due: key {facts.key_id} rotates after "
+                              f"{utc(facts.rotate_after)}" if facts and facts.rotate_after else "not due",
+                              old_key_id=old_key_id)
+    if not force and reason is None and st.in_backoff(backoff_until, now):
+        return RotationResult(project_id, "backoff", f"backing off after {failures} failed "
+                              f"attempt(s) until {utc(backoff_until)} (use --now to try anyway)",
+                              why, old_key_id=old_key_id)
+    if dry_run:
+        return RotationResult(project_id, "would-rotate", _describe(project_id, why, old_key_id),
+                              why, old_key_id=old_key_id)
+    rotation_pk = _plan(ctx, project_pk, project_id, why, old_key_id)
+    return runner.drive(rotation_pk)
+
+
+def _plan(ctx: "Context", project_pk: int, project_id: str, reason: str, old_key_id: str | None) -> int:
+    """Write the `planned` row (with the keyId Google will be asked for) before any Google call."""
+    now = ctx.now()
+    with ctx.store.write() as s:
+        rq.lock_project(s, project_pk)
+        existing = rq.open_rotation(s, project_pk)
+        if existing is not None:  # another runner started one meanwhile: finish that instead
+            return existing.id
+        new_key_id = rotation_key_id(now)
+        row = rq.add_rotation(s, project_pk, new_key_id=new_key_id, old_key_id=old_key_id,
+                              reason=reason, step=st.PLANNED, now=now)
+        q.journal(s, "rotation.planned", f"rotation planned ({reason}): new key {new_key_id}"
+                  + (f" replaces {old_key_id}" if old_key_id else ""),
+                  project=project_id, key_id=new_key_id, now=now)
+        rotation_pk = row.id
+    crash_point("planned")
+    return rotation_pk
+
+
+def _describe(project_id: str, reason: str, old_key_id: str | None) -> str:
+    what = {st.MIGRATE: "replace the standard key with an auth key",
+            st.INITIAL: "create the project's first key", st.INVALID: "replace the rejected key",
+            st.DUE: "rotate the key (due)", st.FORCED: "rotate the key now (--now)"}.get(reason, reason)
+    tail = f"; {old_key_id} would stay valid for the grace period" if old_key_id else ""
+    return f"would {what}: create, verify and publish a new auth key{tail}"
+
+
+def rotate_all(ctx: "Context", *, force: bool = False, dry_run: bool = False,
+               projects: Sequence[str] | None = None,
+               on_result: Callable[[RotationResult], None] | None = None,
+               deps: Deps | None = None) -> list[RotationResult]:
+    """Rotate every managed project that is due (or the named `projects`); return the results.
+
+    Unmanaged projects are skipped unless named. Each failure is logged and recorded; after all
+    projects were tried, raise PassFailed naming every failed project with its error.
+    """
+    if projects is None:
+        with ctx.store.read() as s:
+            names = [p.project_id for p in q.list_projects(s) if p.managed]
+    else:
+        names = list(projects)
+    results: list[RotationResult] = []
+    failures: dict[str, str] = {}
+    for name in names:
+        try:
+            result = rotate_project(ctx, name, force=force, dry_run=dry_run, deps=deps)
+        except KeywardError as exc:
+            failures[name] = str(exc)
+            result = RotationResult(name, "failed", str(exc))
+            log.error("rotating project %s failed: %s", name, exc)
+        except Exception as exc:  # one project's bug must not stop the pass
+            failures[name] = f"internal error: {exc.__class__.__name__}: {exc}"
+            result = RotationResult(name, "failed", failures[name])
+            log.exception("rotating project %s failed unexpectedly", name)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    if failures:
+        raise PassFailed(failures)
+    return results
+
+
+def resume_open(ctx: "Context", *, deps: Deps | None = None) -> list[RotationResult]:
+    """Finish every rotation a crash left open; return one result per row (failures included,
+    as status "failed": the daemon logs them and the rows stay resumable). Never raises for a
+    single row."""
+    with ctx.store.read() as s:
+        rows = [(r.id, s.get(rq.Project, r.project_pk).project_id) for r in rq.open_rotations(s)]
+    runner = Runner(ctx, deps)
+    results = []
+    for rotation_pk, project_id in rows:
+        try:
+            results.append(runner.drive(rotation_pk))
+        except KeywardError as exc:
+            log.error("resuming the rotation of project %s failed: %s", project_id, exc)
+            results.append(RotationResult(project_id, "failed", str(exc)))
+    return results
+
+
+def replace_invalid(ctx: "Context", key_id: str, *, deps: Deps | None = None) -> RotationResult | None:
+    """React to a key Gemini rejected while in use (state `invalid`).
+
+    Managed project without another active key: rotate now (reason "invalid") and return the
+    result, failed results included (never raises a KeywardError: the caller is recording usage).
+    Unmanaged: journal an error telling the operator what to do and return None.
+    """
+    now = ctx.now()
+    with ctx.store.read() as s:
+        key = q.get_key(s, key_id)
+        project = key.project
+        project_id, managed = project.project_id, project.managed
+        other = rq.active_key(s, project.id)
+        other_id = other.key_id if other is not None and other.key_id != key_id else None
+    if not managed:
+        with ctx.store.write() as s:
+            q.journal(s, "rotation.invalid",
+                      f"Gemini rejected key {key_id}; keyward does not manage project {project_id}: "
+                      f"create a new key in AI Studio and run `keyward key add --project {project_id} "
+                      f"--replaces {key_id}`", level="error", project=project_id, key_id=key_id, now=now)
+        return None
+    if other_id is not None:
+        return RotationResult(project_id, "not-due", f"key {key_id} was rejected but {other_id} "
+                              "is active; no rotation needed", st.INVALID, old_key_id=key_id)
+    try:
+        return rotate_project(ctx, project_id, force=True, reason=st.INVALID, deps=deps)
+    except KeywardError as exc:
+        log.error("replacing rejected key %s of project %s failed: %s", key_id, project_id, exc)
+        return RotationResult(project_id, "failed", str(exc), st.INVALID, old_key_id=key_id)
+
+
+def due_warnings(ctx: "Context") -> list[str]:
+    """Return one line per thing the operator must do by hand: an unmanaged project's key past its
+    rotation date, a standard key still in use (managed ones are migrated by the next rotation)."""
+    now = ctx.now()
+    lines: list[str] = []
+    with ctx.store.read() as s:
+        for project in q.list_projects(s):
+            active = rq.active_key(s, project.id)
+            if active is None:
+                continue
+            pid, kid = project.project_id, active.key_id
+            fix = (f"create an auth key in AI Studio and run `keyward key add --project {pid} "
+                   f"--replaces {kid}`")
+            if active.kind == "standard":
+                lines.append(f"project {pid}: key {kid} is a standard (AIza) key, which Gemini no "
+                             "longer accepts; " + ("the next rotation replaces it with an auth key"
+                                                   if project.managed else fix))
+            elif not project.managed and active.rotate_after is not None and active.rotate_after <= now:
+                lines.append(f"project {pid}: key {kid} was due for rotation on "
+                             f"{utc(active.rotate_after)}; {fix}")
+    return lines

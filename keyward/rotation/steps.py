@@ -1,0 +1,364 @@
+"""Driving one journaled rotation row through its steps, from wherever a crash left it.
+
+Each step reads the row, asks `state` what to do, makes the Google call outside any database
+transaction, then records the outcome with a compare-and-set on the step and journals it
+(`events` kind "rotation.<step>"). Re-running any step is harmless: a key already created is found
+by its keyId, a key already deleted counts as deleted, and a step another runner took is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from keyward import keystrings
+from keyward.errors import GoogleError, KeywardError, RotationError, Transient
+from keyward.rotation import state as st
+from keyward.rotation.deps import Deps, crash_point
+from keyward.storage import rotation_queries as rq
+from keyward.storage import store as q
+from keyward.storage.models import ACTIVE, FAILED, PENDING, PREVIOUS, Project
+
+if TYPE_CHECKING:
+    from keyward.context import Context
+    from keyward.google.apikeys import ApiKeysClient
+
+log = logging.getLogger(__name__)
+
+MANAGED_ANNOTATION = "keyward.io/managed"
+KEY_ID_ANNOTATION = "keyward.io/key-id"
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What happened to one project: `status` is rotated | pending | failed | not-due | backoff |
+    skipped | would-rotate; `ok` is False only for pending and failed."""
+
+    project_id: str
+    status: str
+    message: str
+    reason: str | None = None
+    new_key_id: str | None = None
+    old_key_id: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in ("pending", "failed")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A rotation row with the project and key facts its next step needs (plain data)."""
+
+    rotation_pk: int
+    project_pk: int
+    project_id: str
+    pool: str
+    service_account: str | None
+    allowed_ips: tuple[str, ...]
+    min_age: timedelta
+    max_age: timedelta
+    step: str
+    reason: str
+    new_key_id: str
+    old_key_id: str | None
+    operation: str | None
+    outcome: str | None
+    error: str | None
+    secret: str | None
+    google_name: str | None
+    etag: str | None
+
+
+class Runner:
+    """Applies the state machine for one Context; builds the API Keys client on first use."""
+
+    def __init__(self, ctx: "Context", deps: Deps | None = None):
+        self.ctx = ctx
+        self.deps = deps or Deps()
+        self._client: ApiKeysClient | None = None
+
+    @property
+    def client(self) -> "ApiKeysClient":
+        if self._client is None:
+            self._client = self.deps.client(self.ctx, self.deps.sleep)
+        return self._client
+
+    # -- reading --------------------------------------------------------------------------
+
+    def load(self, rotation_pk: int) -> Snapshot:
+        cfg = self.ctx.config.rotation
+        with self.ctx.store.read() as s:
+            row = rq.get_rotation(s, rotation_pk)
+            row_project = s.get(Project, row.project_pk)
+            if row_project is None:
+                raise RotationError(f"rotation {rotation_pk} belongs to a project that was removed")
+            key = q.find_key(s, row.new_key_id)
+            return Snapshot(
+                rotation_pk=row.id, project_pk=row.project_pk, project_id=row_project.project_id,
+                pool=row_project.pool.name, service_account=row_project.service_account,
+                allowed_ips=tuple(filter(None, row_project.allowed_ips.split(","))),
+                min_age=_age(row_project.min_age_s, cfg.min_age),
+                max_age=_age(row_project.max_age_s, cfg.max_age),
+                step=row.step, reason=row.reason, new_key_id=row.new_key_id,
+                old_key_id=row.old_key_id, operation=row.operation,
+                outcome=row.outcome if row.finished_at is not None else None, error=row.error,
+                secret=key.secret if key else None, google_name=key.google_name if key else None,
+                etag=key.etag if key else None,
+            )
+
+    # -- driving --------------------------------------------------------------------------
+
+    def drive(self, rotation_pk: int) -> RotationResult:
+        """Take the row through its remaining steps; return the outcome.
+
+        Raise the Google error (translated, unchanged) or RotationError when a step cannot finish;
+        the row then says where the next run resumes (or that this attempt failed).
+        """
+        warnings: list[str] = []
+        for _ in range(20):  # each pass takes a step; another runner may take some for us
+            snap = self.load(rotation_pk)
+            if snap.outcome is not None or snap.step in (st.DONE, st.FAILED):
+                return self._finished(snap, warnings)
+            if snap.step in (st.PLANNED, st.CREATING):
+                self._obtain(snap)
+            elif snap.step == st.CREATED:
+                self._verify(snap)
+            elif snap.step == st.VERIFIED:
+                self._promote(snap)
+            elif snap.step == st.PROMOTED:
+                warnings.extend(self._publish(snap))
+            else:
+                raise RotationError(f"rotation of project {snap.project_id} is at unknown step {snap.step!r}")
+        raise RotationError(f"rotation {rotation_pk} made no progress; another runner may be stuck on it")
+
+    def _finished(self, snap: Snapshot, warnings: list[str]) -> RotationResult:
+        if snap.outcome == "done" or snap.step == st.DONE:
+            return RotationResult(snap.project_id, "rotated",
+                                  f"new key {snap.new_key_id} is active"
+                                  + (f"; {snap.old_key_id} kept until the grace period ends"
+                                     if snap.old_key_id else ""),
+                                  snap.reason, snap.new_key_id, snap.old_key_id, tuple(warnings))
+        raise RotationError(f"rotating project {snap.project_id}: {snap.error or 'the attempt failed'}")
+
+    # -- step 1 and 2: create the key, store it ----------------------------------------------
+
+    def _obtain(self, snap: Snapshot) -> None:
+        resource: dict[str, Any] | None = None
+        try:
+            found = self.client.find_key(snap.project_id, snap.new_key_id)
+            action = st.create_action(snap.step, st.AtGoogle(found is not None,
+                                                             bool(found and found.get("deleteTime"))),
+                                      snap.operation)
+            if action == st.USE_EXISTING:
+                resource = found
+                log.info("key %s already exists in project %s; using it", snap.new_key_id, snap.project_id)
+            elif action == st.WAIT:
+                try:
+                    resource = self.client.wait_operation(snap.operation or "", action="create",
+                                                          project=snap.project_id)
+                except GoogleError as exc:
+                    if exc.status != 404 or isinstance(exc, Transient):
+                        raise
+                    resource = self._create(snap)  # the operation is forgotten: ask again
+            elif action == st.RESTART_CREATE:
+                self._fail(snap, f"key id {snap.new_key_id} was deleted at Google before it was "
+                                 "stored; the next run starts a new attempt", backoff=False)
+                return
+            else:
+                resource = self._create(snap)
+        except Transient:
+            raise  # the row stays open; the next run looks the key up again
+        except GoogleError as exc:
+            self._fail(snap, str(exc), backoff=True)
+            raise
+        self._store(snap, resource or {})
+
+    def _create(self, snap: Snapshot) -> dict[str, Any]:
+        try:
+            op = self.client.start_create(
+                snap.project_id, snap.new_key_id, display_name=f"keyward {snap.new_key_id}",
+                service_account=snap.service_account, allowed_ips=snap.allowed_ips,
+                annotations={MANAGED_ANNOTATION: "true", KEY_ID_ANNOTATION: snap.new_key_id})
+        except GoogleError as exc:
+            if exc.status != 409:
+                raise
+            found = self.client.find_key(snap.project_id, snap.new_key_id)
+            if not found or found.get("deleteTime"):
+                raise
+            return found  # a create of ours that had gone through (a retried call, another runner)
+        crash_point("create-sent")
+        now = self.ctx.now()
+        with self.ctx.store.write() as s:
+            if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.CREATING], st.CREATING, now=now,
+                          operation=op):
+                q.journal(s, "rotation.creating", f"asked Google to create key {snap.new_key_id} "
+                          f"(operation {op})", project=snap.project_id, key_id=snap.new_key_id, now=now)
+        crash_point("creating")
+        return self.client.wait_operation(op, action="create", project=snap.project_id)
+
+    def _store(self, snap: Snapshot, resource: dict[str, Any]) -> None:
+        name = str(resource.get("name") or "")
+        if not name:
+            from keyward.google.apikeys import key_name
+
+            name = key_name(snap.project_id, snap.new_key_id)
+        secret = resource.get("keyString") or self.client.get_key_string(name)
+        try:
+            kind = keystrings.kind_of(secret)
+        except KeywardError:
+            kind = keystrings.AUTH
+        now = self.ctx.now()
+        with self.ctx.store.write() as s:
+            if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.CREATED], st.CREATED, now=now):
+                return
+            key = q.find_key(s, snap.new_key_id)
+            project = rq.lock_project(s, snap.project_pk)
+            if key is None:
+                key = q.add_key(s, project, key_id=snap.new_key_id, secret=secret, kind=kind,
+                                state=PENDING, origin="keyward", now=now)
+            else:
+                q.set_secret(key, secret)
+            key.google_name, key.google_uid = name, str(resource.get("uid") or "") or None
+            key.etag = str(resource.get("etag") or "") or None
+            q.journal(s, "rotation.created", f"key {snap.new_key_id} ({key.masked}) created at "
+                      "Google and stored as pending", project=snap.project_id,
+                      key_id=snap.new_key_id, now=now)
+        crash_point("created")
+
+    # -- step 3: verify -------------------------------------------------------------------
+
+    def _verify(self, snap: Snapshot) -> None:
+        enabled = self.ctx.config.rotation.verify
+        verdict, detail = None, "verification skipped (rotation.verify = false)"
+        if enabled:
+            if not snap.secret:
+                raise RotationError(f"rotating project {snap.project_id}: key {snap.new_key_id} "
+                                    "has no stored key string")
+            verdict, detail = self._verify_with_retries(snap.secret)
+        action = st.next_action(st.CREATED, verify_enabled=enabled, verification=verdict)
+        now = self.ctx.now()
+        if action == st.SKIP_VERIFY:
+            with self.ctx.store.write() as s:
+                if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.VERIFIED], st.VERIFIED, now=now):
+                    q.journal(s, "rotation.verified", f"key {snap.new_key_id}: {detail}",
+                              project=snap.project_id, key_id=snap.new_key_id, now=now)
+            crash_point("verified")
+        elif action == st.RETRY_LATER:
+            message = (f"rotating project {snap.project_id}: new key {snap.new_key_id} could not "
+                       f"be verified yet ({detail}); it stays pending and the next run retries")
+            with self.ctx.store.write() as s:
+                rq.set_rotation_error(s, snap.rotation_pk, detail, now)
+                q.journal(s, "rotation.verify", message, level="warning", project=snap.project_id,
+                          key_id=snap.new_key_id, now=now)
+            raise RotationError(message)
+        else:
+            self._discard(snap, detail)
+
+    def _verify_with_retries(self, secret: str) -> tuple[str, str]:
+        budget = self.ctx.config.rotation.retry_budget.total_seconds()
+        spent, delay = 0.0, 0.5
+        while True:
+            started = time.monotonic()
+            result = self.deps.verify(secret)
+            spent += time.monotonic() - started
+            if result.kind != "transient" or spent + delay >= budget:
+                return result.kind, result.detail
+            self.deps.sleep(delay)
+            spent += delay
+            delay = min(delay * 2, 30.0)
+
+    def _discard(self, snap: Snapshot, detail: str) -> None:
+        """The new key failed verification: delete it at Google, mark it failed, back off."""
+        name = snap.google_name
+        if name:
+            self.client.delete_key(name, snap.etag)
+        message = (f"new key {snap.new_key_id} failed verification ({detail}); deleted at Google, "
+                   "the current key stays active")
+        self._fail(snap, message, backoff=True, key_state=FAILED)
+        raise RotationError(f"rotating project {snap.project_id}: {message}")
+
+    def _fail(self, snap: Snapshot, message: str, *, backoff: bool, key_state: str | None = None) -> None:
+        now = self.ctx.now()
+        cfg = self.ctx.config.rotation
+        with self.ctx.store.write() as s:
+            if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.FAILED], st.FAILED, now=now,
+                              finished=True, outcome="failed", error=message[:2000]):
+                return
+            project = rq.lock_project(s, snap.project_pk)
+            key = q.find_key(s, snap.new_key_id)
+            if key is not None and key_state is not None:
+                key.state = key_state
+                key.retired_at = now
+            extra = ""
+            if backoff:
+                project.rotation_failures = (project.rotation_failures or 0) + 1
+                project.rotation_backoff_until = now + st.backoff(
+                    project.rotation_failures, cfg.retry_backoff, cfg.max_backoff)
+                extra = f"; next attempt after {project.rotation_backoff_until:%Y-%m-%d %H:%M} UTC"
+            q.journal(s, "rotation.failed", message + extra, level="error", project=snap.project_id,
+                      key_id=snap.new_key_id, now=now)
+        crash_point("failed")
+
+    # -- step 4: promote and publish ------------------------------------------------------
+
+    def _promote(self, snap: Snapshot) -> None:
+        now = self.ctx.now()
+        grace = self.ctx.config.rotation.grace
+        with self.ctx.store.write() as s:
+            if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.PROMOTED], st.PROMOTED, now=now):
+                return
+            project = rq.lock_project(s, snap.project_pk)
+            new = q.get_key(s, snap.new_key_id)
+            replaced = []
+            for old in rq.active_keys(s, snap.project_pk):
+                if old.key_id != new.key_id:
+                    # The old key keeps working through the grace period: readers that cached it
+                    # (a process that read the secret file at start) have time to pick up the new one.
+                    old.state, old.grace_until, old.replaced_by = PREVIOUS, now + grace, new.key_id
+                    replaced.append(old.key_id)
+            for bad in rq.invalid_keys(s, snap.project_pk):
+                if bad.replaced_by is None:  # rejected by Gemini already: nothing to keep it for
+                    bad.state, bad.grace_until, bad.replaced_by = PREVIOUS, now, new.key_id
+                    replaced.append(bad.key_id)
+            new.state, new.promoted_at = ACTIVE, now
+            new.rotate_after = st.draw_rotate_after(now, snap.min_age, snap.max_age, self.deps.rng)
+            project.rotation_failures, project.rotation_backoff_until = 0, None
+            q.journal(s, "rotation.promoted",
+                      f"key {new.key_id} is active (next rotation after {new.rotate_after:%Y-%m-%d %H:%M} UTC)"
+                      + (f"; {', '.join(replaced)} kept until {now + grace:%Y-%m-%d %H:%M} UTC" if replaced else ""),
+                      project=snap.project_id, pool=snap.pool, key_id=new.key_id, now=now)
+        crash_point("promoted")
+
+    def _publish(self, snap: Snapshot) -> list[str]:
+        from keyward.publishing.service import publish_pools
+
+        warnings: list[str] = []
+        try:
+            publish_pools(self.ctx, [snap.pool], trigger="promotion")
+        except KeywardError as exc:
+            # The key is active either way; the publisher retries on its own schedule.
+            warnings.append(f"publishing pool {snap.pool} failed: {exc}")
+            log.warning("publishing pool %s after rotating %s failed: %s", snap.pool, snap.project_id, exc)
+        now = self.ctx.now()
+        with self.ctx.store.write() as s:
+            if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.DONE], st.DONE, now=now,
+                          finished=True, outcome="done"):
+                q.journal(s, "rotation.done", f"rotation finished ({snap.reason}); pool {snap.pool} "
+                          + ("publish failed, retried by the publisher" if warnings else "published"),
+                          level="warning" if warnings else "info", project=snap.project_id,
+                          pool=snap.pool, key_id=snap.new_key_id, now=now)
+        crash_point("done")
+        return warnings
+
+
+def _age(seconds: int | None, default: timedelta) -> timedelta:
+    return default if seconds is None else timedelta(seconds=seconds)
+
+
+def utc(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
