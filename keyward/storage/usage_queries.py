@@ -1,0 +1,227 @@
+"""The queries behind usage accounting: minute and day counts per source, exhaustion, loads, pruning.
+
+Counts are kept per source ("local" reports, "monitoring" points) and merged by taking the larger
+of the two per project, model and minute. A third day row, source "effective", holds the running sum
+of those per-minute maxima, maintained on every write, so the requests of a day are one row read.
+
+Concurrency: local increments are atomic upserts (`… ON CONFLICT DO UPDATE SET n = n + :d
+RETURNING n`), so many writers never lose an update. On PostgreSQL a Monitoring write first locks
+the minute's local row (a +0 upsert), so a local increment and a Monitoring replacement of the
+same minute serialise and the effective day sum stays exact. SQLite serialises every writer anyway
+(BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from keyward.storage.models import Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute
+
+LOCAL, MONITORING, EFFECTIVE = "local", "monitoring", "effective"
+ALL_MODELS = "*"
+
+Counts = tuple[int, int, int]  # requests, input tokens, output tokens
+ZERO: Counts = (0, 0, 0)
+
+
+def _insert(s: Session, table):
+    """INSERT with ON CONFLICT support for the session's dialect (SQLite ≥ 3.35 or PostgreSQL)."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _is_pg(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def _add_minute(s: Session, key: dict, source: str, delta: Counts) -> Counts:
+    """Add `delta` to one minute row (creating it); return the row's counts after the addition."""
+    t = UsageMinute.__table__
+    stmt = _insert(s, t).values(**key, source=source, requests=delta[0], input_tokens=delta[1],
+                                output_tokens=delta[2])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["project_pk", "model", "minute", "source"],
+        set_={"requests": t.c.requests + delta[0], "input_tokens": t.c.input_tokens + delta[1],
+              "output_tokens": t.c.output_tokens + delta[2]},
+    ).returning(t.c.requests, t.c.input_tokens, t.c.output_tokens)
+    row = s.execute(stmt).one()
+    return (row[0], row[1], row[2])
+
+
+def _add_day(s: Session, project_pk: int, model: str, day: date, source: str, delta: Counts) -> None:
+    if delta == ZERO:
+        return
+    t = UsageDay.__table__
+    stmt = _insert(s, t).values(project_pk=project_pk, model=model, day=day, source=source,
+                                requests=delta[0], input_tokens=delta[1], output_tokens=delta[2])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["project_pk", "model", "day", "source"],
+        set_={"requests": t.c.requests + delta[0], "input_tokens": t.c.input_tokens + delta[1],
+              "output_tokens": t.c.output_tokens + delta[2]},
+    )
+    s.execute(stmt)
+
+
+def _minute_counts(s: Session, key: dict, source: str) -> Counts:
+    t = UsageMinute.__table__
+    row = s.execute(
+        select(t.c.requests, t.c.input_tokens, t.c.output_tokens).where(
+            t.c.project_pk == key["project_pk"], t.c.model == key["model"],
+            t.c.minute == key["minute"], t.c.source == source)
+    ).first()
+    return ZERO if row is None else (row[0], row[1], row[2])
+
+
+def _max(a: Counts, b: Counts) -> Counts:
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
+
+
+def _sub(a: Counts, b: Counts) -> Counts:
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
+
+
+def add_local(s: Session, project_pk: int, model: str, minute: datetime, day: date,
+              delta: Counts) -> None:
+    """Add locally reported usage to a minute, its Pacific day and the effective day sum."""
+    key = {"project_pk": project_pk, "model": model, "minute": minute}
+    new_local = _add_minute(s, key, LOCAL, delta)
+    old_local = _sub(new_local, delta)
+    monitored = _minute_counts(s, key, MONITORING)
+    _add_day(s, project_pk, model, day, LOCAL, delta)
+    _add_day(s, project_pk, model, day, EFFECTIVE,
+             _sub(_max(new_local, monitored), _max(old_local, monitored)))
+
+
+def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, day: date,
+                   value: Counts) -> None:
+    """Replace a minute's Monitoring counts (absolute) and carry the change into the day rows."""
+    key = {"project_pk": project_pk, "model": model, "minute": minute}
+    # On PostgreSQL, lock the local row first (see the module docstring); SQLite is serialised.
+    local = _add_minute(s, key, LOCAL, ZERO) if _is_pg(s) else _minute_counts(s, key, LOCAL)
+    old = _minute_counts(s, key, MONITORING)
+    if old == value:
+        return
+    t = UsageMinute.__table__
+    stmt = _insert(s, t).values(**key, source=MONITORING, requests=value[0],
+                                input_tokens=value[1], output_tokens=value[2])
+    s.execute(stmt.on_conflict_do_update(
+        index_elements=["project_pk", "model", "minute", "source"],
+        set_={"requests": value[0], "input_tokens": value[1], "output_tokens": value[2]}))
+    _add_day(s, project_pk, model, day, MONITORING, _sub(value, old))
+    _add_day(s, project_pk, model, day, EFFECTIVE, _sub(_max(local, value), _max(local, old)))
+
+
+def set_exhaustion(s: Session, project_pk: int, model: str, *, until: datetime, scope: str,
+                   quota_ids: str, now: datetime) -> bool:
+    """Record that a project+model is exhausted until `until`; an earlier end never shortens it.
+
+    Return whether the row changed (a new or a longer exhaustion).
+    """
+    t = Exhaustion.__table__
+    stmt = _insert(s, t).values(project_pk=project_pk, model=model, until=until, scope=scope,
+                                quota_ids=quota_ids, recorded_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["project_pk", "model"],
+        set_={"until": until, "scope": scope, "quota_ids": quota_ids, "recorded_at": now},
+        where=t.c.until < stmt.excluded.until,
+    )
+    return (s.execute(stmt).rowcount or 0) > 0
+
+
+# Reading -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolRows:
+    """Everything `pool_loads` needs for one pool, read in a handful of bulk queries."""
+
+    projects: list[tuple[int, str]]  # (pk, project id), ordered by project id
+    limits: dict[tuple[int, str], tuple[int | None, int | None, int | None, str]]
+    minutes: list[tuple[int, datetime, str, int, int]]  # pk, minute, source, requests, tokens
+    days: dict[int, int]  # pk → effective requests today
+    exhaustion: dict[int, tuple[datetime, str]]  # pk → (until, scope)
+
+
+def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
+              now: datetime) -> PoolRows:
+    """Read one pool's projects, limits, recent minutes, today's totals and live exhaustion."""
+    in_pool = select(Project.id).where(Project.pool_id == pool_id).scalar_subquery()
+    projects = [(r[0], r[1]) for r in s.execute(
+        select(Project.id, Project.project_id).where(Project.pool_id == pool_id)
+        .order_by(Project.project_id))]
+    lt = Limit.__table__
+    limits = {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in s.execute(
+        select(lt.c.project_pk, lt.c.model, lt.c.rpm, lt.c.tpm, lt.c.rpd, lt.c.source)
+        .where(lt.c.project_pk.in_(in_pool), lt.c.model.in_((model, ALL_MODELS))))}
+    mt = UsageMinute.__table__
+    minutes = [(r[0], r[1], r[2], r[3], r[4]) for r in s.execute(
+        select(mt.c.project_pk, mt.c.minute, mt.c.source, mt.c.requests, mt.c.input_tokens)
+        .where(mt.c.minute >= since, mt.c.model == model, mt.c.project_pk.in_(in_pool)))]
+    dt = UsageDay.__table__
+    days = {r[0]: r[1] for r in s.execute(
+        select(dt.c.project_pk, dt.c.requests).where(
+            dt.c.project_pk.in_(in_pool), dt.c.model == model, dt.c.day == day,
+            dt.c.source == EFFECTIVE))}
+    et = Exhaustion.__table__
+    exhaustion = {r[0]: (r[1], r[2]) for r in s.execute(
+        select(et.c.project_pk, et.c.until, et.c.scope).where(
+            et.c.project_pk.in_(in_pool), et.c.model == model, et.c.until > now))}
+    return PoolRows(projects, limits, minutes, days, exhaustion)
+
+
+def day_totals(s: Session, project_pk: int, model: str, day: date) -> dict[str, Counts]:
+    """Return {source: counts} of one project, model and Pacific day (for tests and reports)."""
+    dt = UsageDay.__table__
+    return {r[0]: (r[1], r[2], r[3]) for r in s.execute(
+        select(dt.c.source, dt.c.requests, dt.c.input_tokens, dt.c.output_tokens).where(
+            dt.c.project_pk == project_pk, dt.c.model == model, dt.c.day == day))}
+
+
+def minute_totals(s: Session, project_pk: int, model: str) -> dict[tuple[datetime, str], Counts]:
+    """Return {(minute, source): counts} for one project and model."""
+    mt = UsageMinute.__table__
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in s.execute(
+        select(mt.c.minute, mt.c.source, mt.c.requests, mt.c.input_tokens, mt.c.output_tokens)
+        .where(mt.c.project_pk == project_pk, mt.c.model == model))}
+
+
+def exhaustion_of(s: Session, project_pk: int, model: str) -> Exhaustion | None:
+    return s.get(Exhaustion, (project_pk, model))
+
+
+def keys_by_uid(s: Session, uids: Iterable[str]) -> dict[str, Key]:
+    """Return {google uid: Key} for the uids keyward knows."""
+    wanted = sorted(set(uids))
+    if not wanted:
+        return {}
+    return {k.google_uid: k for k in s.scalars(select(Key).where(Key.google_uid.in_(wanted)))
+            if k.google_uid}
+
+
+def projects_with_pools(s: Session) -> Sequence[tuple[int, str, str, str]]:
+    """Return (pk, project id, pool name, pool model) for every project."""
+    return s.execute(
+        select(Project.id, Project.project_id, Pool.name, Pool.model).join(Pool)
+        .order_by(Project.project_id)).all()
+
+
+def has_limit(s: Session, project_pk: int, model: str, source: str) -> bool:
+    return s.scalar(select(func.count()).select_from(Limit).where(
+        and_(Limit.project_pk == project_pk, Limit.model == model, Limit.source == source))) > 0
+
+
+def prune(s: Session, *, minutes_before: datetime, days_before: date, now: datetime) -> dict[str, int]:
+    """Delete minute rows older than `minutes_before`, day rows before `days_before` and ended
+    exhaustion; return how many rows of each went."""
+    m = s.execute(delete(UsageMinute).where(UsageMinute.minute < minutes_before)).rowcount
+    d = s.execute(delete(UsageDay).where(UsageDay.day < days_before)).rowcount
+    e = s.execute(delete(Exhaustion).where(Exhaustion.until <= now)).rowcount
+    return {"minutes": m or 0, "days": d or 0, "exhaustion": e or 0}
