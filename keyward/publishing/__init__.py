@@ -1,0 +1,7 @@
+"""Choosing each pool's current key and publishing it to the pool's sinks.
+
+Flow: `service.publish_pools` reads the pool's active keys and each project's load
+(`keyward.usage.accounting.pool_loads`), lets `keyward.quota.selection.choose` pick (with
+hysteresis), records the choice on the pool row with a journal event, then writes the key to the
+sinks that lack it, the non-secret state file, and runs the post-publish hook after a change.
+"""

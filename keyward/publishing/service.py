@@ -1,0 +1,270 @@
+"""Choose each pool's current key, record the choice, and publish it where the pool says.
+
+Selection runs again on every call: after an exhausting quota report, an invalid key, a promotion
+or a retirement (the services that see those call `publish_pools`), and on the daemon's timer. The
+choice itself is `keyward.quota.selection.choose`, which is deterministic and keeps the current key
+within a margin, so calling this often never makes the published key flap.
+
+A sink is written only when it does not hold the chosen key already (each sink's `read()` is asked
+first), so calling this with nothing changed writes nothing. `Pool.published_key_id` records the key
+every sink confirmed; the post-publish hook runs when it changes. One sink's failure never stops the
+others; the pool stays unconfirmed, so the next call retries. After every pool and sink was tried,
+a `PublishError` summarising the failures is raised (its `results` attribute holds every
+PublishResult, successes included); the daemon logs it and goes on.
+
+When every project is exhausted the least-bad key stays published and the pool says so loudly
+(warning log, journal, `all_exhausted` in the state file for `keyward current --check`). When the
+pool has no usable active key, nothing is withdrawn: a stale key is better than none.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Sequence
+
+from keyward.errors import KeywardError, PublishError
+from keyward.keystrings import redact
+from keyward.publishing.candidates import KeyOffer, LoadFacts, build_candidates
+from keyward.publishing.sinkset import sinks_for
+from keyward.publishing.statefile import cleanup_state_temp_files, write_state
+from keyward.quota.selection import choose
+from keyward.storage import store as q
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from keyward.context import Context
+    from keyward.storage.models import Pool
+
+log = logging.getLogger(__name__)
+
+STATE_LABEL = "state file"
+NO_KEY_MARK = "no usable key"
+
+
+@dataclass
+class PublishResult:
+    """What one pool's pass chose and did. `failures` maps a sink's description to its error."""
+
+    pool: str
+    key_id: str | None
+    project_id: str | None
+    masked: str | None
+    reason: str
+    switched: bool
+    all_exhausted: bool
+    published_to: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    hook_ok: bool | None = None  # None: no hook ran
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class _Decision:
+    pool: str
+    key_id: str | None
+    project_id: str | None
+    masked: str | None
+    secret: str | None
+    reason: str
+    switched: bool
+    all_exhausted: bool
+    published_key_id: str | None
+    published_at: datetime | None
+
+
+def _loads(s: "Session", pool: "Pool", now: datetime) -> dict[str, LoadFacts]:
+    from keyward.usage.accounting import pool_loads
+
+    return {pl.project_id: LoadFacts(pl.load, pl.exhausted_until) for pl in pool_loads(s, pool, now)}
+
+
+def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger: str) -> list[PublishResult]:
+    """Re-run selection for `pools` (all when None) and publish where needed; return one result each.
+
+    `trigger` says why (e.g. "timer", "quota", "invalid-key", "promotion") for the journal and logs.
+    Raise NotFound for an unknown pool name before doing anything, and PublishError after every
+    pool was tried when any sink or state file could not be written.
+    """
+    with ctx.store.read() as s:
+        names = [p.name for p in q.list_pools(s)] if pools is None else [q.get_pool(s, n).name for n in pools]
+    results: list[PublishResult] = []
+    for name in names:
+        try:
+            results.append(_publish_pool(ctx, name, trigger))
+        except KeywardError as exc:  # storage trouble for one pool must not stop the others
+            log.error("pool %s: selection failed: %s", name, exc)
+            results.append(PublishResult(name, None, None, None, f"selection failed: {exc}", False, False,
+                                         failures={"selection": str(exc)}))
+    failed = [r for r in results if r.failures]
+    if failed:
+        lines = [f"  {r.pool}: {_with_label(where, why)}" for r in failed for where, why in sorted(r.failures.items())]
+        error = PublishError(f"{len(failed)} pool(s) not fully published:\n" + "\n".join(lines))
+        error.results = results  # type: ignore[attr-defined]
+        raise error
+    return results
+
+
+def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
+    now = ctx.now()
+    decision = _select(ctx, name, trigger, now)
+    result = PublishResult(name, decision.key_id, decision.project_id, decision.masked, decision.reason,
+                           decision.switched, decision.all_exhausted)
+    entry = sinks_for(ctx, name)
+    result.failures.update(entry.broken)
+    complete = False
+    if decision.secret is not None and decision.key_id is not None:
+        changed = decision.key_id != decision.published_key_id
+        for label, sink in entry.sinks:
+            try:
+                if _holds(sink, decision.secret):
+                    continue
+                sink.publish(decision.secret, decision.key_id)
+                result.published_to.append(label)
+            except KeywardError as exc:
+                result.failures[label] = redact(str(exc))
+            except Exception as exc:  # a plugin sink's own error: still isolate it
+                result.failures[label] = f"{exc.__class__.__name__}: {redact(str(exc))}"
+        complete = not result.failures
+        _after_publish(ctx, name, decision, result, entry.failing, changed, complete, trigger, now)
+        if changed and complete:
+            result.hook_ok = _run_hook(ctx, name, decision.key_id)
+    published_at = now if (complete and decision.key_id != decision.published_key_id) else decision.published_at
+    try:
+        write_state(ctx.config.runtime_dir, name, {
+            "pool": name,
+            "key_id": decision.key_id,
+            "project_id": decision.project_id,
+            "masked": decision.masked,
+            "all_exhausted": decision.all_exhausted,
+            "reason": decision.reason,
+            "published": complete,
+            "published_at": published_at.isoformat() if published_at else None,
+        })
+    except PublishError as exc:
+        result.failures[STATE_LABEL] = str(exc)
+    for label, why in result.failures.items():
+        log.error("pool %s: %s (kept what it held; retried on the next pass)", name, _with_label(label, why))
+    return result
+
+
+def _with_label(label: str, why: str) -> str:
+    return why if why.startswith(label) else f"{label}: {why}"
+
+
+def _holds(sink: Any, secret: str) -> bool:
+    try:
+        return sink.read() == secret
+    except KeywardError:
+        return False  # unreadable: publish again, which reports the real problem
+
+
+def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision:
+    """Choose the pool's key and record it on the pool row, journaled, in one write transaction."""
+    with ctx.store.write() as s:
+        pool = q.get_pool(s, name)
+        keys = list(q.active_keys_in_pool(s, pool))
+        offers = [KeyOffer(k.project.project_id, k.key_id, bool(k.secret), k.state) for k in keys]
+        if pool.current_key_id and all(k.key_id != pool.current_key_id for k in keys):
+            # Offer the current key as unusable so the journal says why it was left (invalid, retired).
+            gone = q.find_key(s, pool.current_key_id)
+            if gone is not None and gone.project.pool_id == pool.id:
+                offers.append(KeyOffer(gone.project.project_id, gone.key_id, False, gone.state))
+        candidates = build_candidates(offers, _loads(s, pool, now), pool.current_key_id)
+        choice = choose(candidates, pool.current_key_id, now, ctx.config.pool_margin(name))
+        was_exhausted = bool(pool.all_exhausted)
+        if choice.key_id is None:
+            return _keep_last(s, pool, choice.reason, trigger, now)
+        key = next(k for k in keys if k.key_id == choice.key_id)
+        switched = choice.key_id != pool.current_key_id
+        pool.current_key_id = choice.key_id
+        pool.current_reason = choice.reason
+        pool.all_exhausted = choice.all_exhausted
+        if switched or pool.current_since is None:
+            pool.current_since = now
+        level = "warning" if choice.all_exhausted else "info"
+        if switched:
+            q.journal(s, "selection.switched", f"{choice.reason} (trigger: {trigger})", level=level,
+                      pool=name, project=choice.project_id, key_id=choice.key_id, now=now)
+            log.log(logging.WARNING if choice.all_exhausted else logging.INFO,
+                    "pool %s: selected key %s of %s: %s", name, choice.key_id, choice.project_id, choice.reason)
+        elif choice.all_exhausted and not was_exhausted:
+            q.journal(s, "selection.exhausted", choice.reason, level="warning", pool=name,
+                      project=choice.project_id, key_id=choice.key_id, now=now)
+        if choice.all_exhausted and (switched or not was_exhausted):
+            log.warning("pool %s: every project is exhausted; keeping the least-bad key %s", name, choice.key_id)
+        elif was_exhausted and not choice.all_exhausted:
+            q.journal(s, "selection.recovered", "a project has quota again", pool=name,
+                      project=choice.project_id, key_id=choice.key_id, now=now)
+            log.info("pool %s: a project has quota again", name)
+        return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
+                         choice.all_exhausted, pool.published_key_id, pool.published_at)
+
+
+def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime) -> _Decision:
+    """No active key can be published: keep whatever sinks hold and say so once, as an error."""
+    kept = q.find_key(s, pool.current_key_id) if pool.current_key_id else None
+    reason = f"{NO_KEY_MARK}: {why}" + (f"; keeping {kept.key_id} published" if kept else "; nothing published")
+    if not (pool.current_reason or "").startswith(NO_KEY_MARK):
+        q.journal(s, "selection.no_key", f"{reason} (trigger: {trigger})", level="error", pool=pool.name, now=now)
+        log.error("pool %s: %s", pool.name, reason)
+    pool.current_reason = reason
+    pool.all_exhausted = False
+    return _Decision(pool.name, None, kept.project.project_id if kept else None, kept.masked if kept else None,
+                     None, reason, False, False, pool.published_key_id, pool.published_at)
+
+
+def _after_publish(ctx: "Context", name: str, d: _Decision, result: PublishResult, failing: dict[str, str],
+                   changed: bool, complete: bool, trigger: str, now: datetime) -> None:
+    """Confirm a complete publication on the pool row, and journal sinks that start or stop failing."""
+    new_failures = {k: v for k, v in result.failures.items() if k not in failing}
+    recovered = [k for k in failing if k not in result.failures]
+    if not (new_failures or recovered or (changed and complete)):
+        return
+    with ctx.store.write() as s:
+        pool = q.get_pool(s, name)
+        for label, why in new_failures.items():
+            q.journal(s, "publish.failed", f"{label}: {why}", level="error", pool=name, key_id=d.key_id, now=now)
+        for label in recovered:
+            q.journal(s, "publish.recovered", f"{label} holds the key again", pool=name, key_id=d.key_id, now=now)
+        # Another process may have chosen again meanwhile; confirm only what is still current.
+        if changed and complete and pool.current_key_id == d.key_id:
+            pool.published_key_id, pool.published_at = d.key_id, now
+            q.journal(s, "key.published", f"{d.masked} of {d.project_id} published to "
+                      f"{len(result.published_to)} sink(s) (trigger: {trigger})",
+                      pool=name, project=d.project_id, key_id=d.key_id, now=now)
+    failing.clear()
+    failing.update(result.failures)
+
+
+def _run_hook(ctx: "Context", name: str, key_id: str) -> bool | None:
+    pool_cfg = ctx.config.pools.get(name)
+    if pool_cfg is None or not pool_cfg.post_publish:
+        return None
+    from keyward.sinks.hook import run_post_publish
+
+    return run_post_publish(pool_cfg.post_publish, name, key_id, pool_cfg.post_publish_timeout.total_seconds())
+
+
+def cleanup(ctx: "Context") -> int:
+    """Remove temp files that crashed writers left beside file sinks and state files; return how many.
+
+    Called once when the daemon starts, before anything publishes.
+    """
+    from keyward.sinks.file import FileSink
+
+    with ctx.store.read() as s:
+        names = [p.name for p in q.list_pools(s)]
+    removed = cleanup_state_temp_files(ctx.config.runtime_dir)
+    for name in sorted(set(names) | set(ctx.config.pools)):
+        for _label, sink in sinks_for(ctx, name).sinks:
+            if isinstance(sink, FileSink):
+                removed += sink.cleanup_stale_temp_files()
+    if removed:
+        log.info("removed %d stale temp file(s) left by an interrupted publish", removed)
+    return removed

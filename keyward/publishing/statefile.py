@@ -1,0 +1,81 @@
+"""The non-secret state file a pool's publisher keeps beside the key: what is published and why.
+
+`keyward current --check` and monitoring scripts read it (`keyward.client.read_published_state`)
+without opening the database. It never holds the key string, only its id and mask. It is written
+like the file sink writes keys (temp file in the same directory, fsync, rename), so a reader sees
+the old state or the new one, and only when its content changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from keyward.client import published_state_path
+from keyward.errors import PublishError
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".keyward-state-"
+STATE_MODE = 0o644  # nothing secret inside; consumers in other groups may run `current --check`
+
+
+def render_state(state: dict[str, Any]) -> bytes:
+    return (json.dumps(state, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_state(runtime_dir: Path, pool: str, state: dict[str, Any]) -> bool:
+    """Replace the pool's state file with `state` when it differs; return True if written.
+
+    Raise PublishError (leaving the old file) when the directory or file cannot be written.
+    """
+    path = published_state_path(runtime_dir, pool)
+    data = render_state(state)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    try:
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=runtime_dir)
+    except OSError as exc:
+        raise PublishError(f"state file {path}: cannot create a file in {runtime_dir}: {exc.strerror}") from None
+    try:
+        try:
+            os.fchmod(fd, STATE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise PublishError(f"state file {path}: cannot write it: {exc.strerror}") from None
+    return True
+
+
+def cleanup_state_temp_files(runtime_dir: Path) -> int:
+    """Remove temp files a crashed writer left in `runtime_dir`; return how many."""
+    try:
+        names = os.listdir(runtime_dir)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if name.startswith(TEMP_PREFIX):
+            try:
+                os.unlink(runtime_dir / name)
+                removed += 1
+            except OSError:
+                pass
+    return removed
