@@ -50,7 +50,7 @@ def current_key(pool: str = "default", *, config_path: str | None = None,
     sinks = pool_sinks(config, pool)
     for sink in sinks:
         if sink.type == "file":
-            from keyward.sinks.file import read_published_file
+            from keyward.published import read_published_file
 
             secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"))
             if secret:

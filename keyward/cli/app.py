@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("keyward.cli.usage", "report", "Report usage or a quota error for a pool's key."),
     "usage": ("keyward.cli.usage", "usage", "Poll and prune usage records."),
     "status": ("keyward.cli.status", "status", "Show pools, projects, quota, keys and health."),
-    "current": ("keyward.cli.current", "current", "Print a pool's published key (for scripts)."),
+    "current": ("keyward.cli.current_command", "current", "Print a pool's published key (for scripts)."),
     "run": ("keyward.cli.daemon", "run", "Run the daemon (or one pass with --once)."),
     "demo": ("keyward.cli.daemon", "demo", "Run a live demo against the local emulator."),
     "emulator": ("keyward.cli.daemon", "emulator", "Serve the local emulator of Google's APIs."),

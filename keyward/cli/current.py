@@ -40,13 +40,19 @@ def run(pool: str, check: bool, config_path: str | None) -> int:
     from keyward.errors import KeywardError
 
     try:
-        from keyward.client import current_key, read_published_state
-        from keyward.config import find_config_path, load_config
+        from keyward.published import fast_current
 
-        secret = current_key(pool, config_path=config_path)
+        secret = None if check else fast_current(pool, config_path)
+        if secret is None:
+            from keyward.client import current_key
+
+            secret = current_key(pool, config_path=config_path)
         sys.stdout.write(secret + "\n")
         sys.stdout.flush()
         if check:
+            from keyward.client import read_published_state
+            from keyward.config import find_config_path, load_config
+
             config = load_config(find_config_path(config_path))
             state = read_published_state(config.runtime_dir, pool) or {}
             if state.get("all_exhausted"):
@@ -58,20 +64,3 @@ def run(pool: str, check: bool, config_path: str | None) -> int:
 
         print(f"keyward: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
-
-
-def _click_command():
-    import click
-
-    @click.command("current")
-    @click.option("--pool", default="default", show_default=True)
-    @click.option("--check", is_flag=True, help="Exit 1 when every project of the pool is exhausted.")
-    @click.pass_context
-    def current(ctx: click.Context, pool: str, check: bool) -> None:
-        """Print the pool's published key (and nothing else) for scripts."""
-        ctx.exit(run(pool, check, ctx.find_root().params.get("config_path")))
-
-    return current
-
-
-current = _click_command()

@@ -17,36 +17,14 @@ import os
 from typing import Any
 
 from keyward.errors import ConfigError, PublishError
+from keyward.published import ENV_NAMES, read_published_file  # noqa: F401 (re-exported)
 from keyward.sinks.base import Sink
 
 FORMATS = ("raw", "env")
 MODES = (0o600, 0o640)
-ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 TEMP_PREFIX = ".keyward-tmp-"
 
 log = logging.getLogger(__name__)
-
-
-def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
-    """Return the key in a file written by FileSink, or None if the file is missing or holds none.
-
-    OSError other than a missing file (e.g. permission denied) propagates.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        return None
-    if format == "env":
-        for line in text.splitlines():
-            name, sep, value = line.strip().partition("=")
-            if sep and name.strip() == ENV_NAMES[0]:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                    value = value[1:-1]
-                return value or None
-        return None
-    return text.strip() or None
 
 
 def _parse_mode(value: Any, pool: str) -> int:

@@ -1,0 +1,87 @@
+"""Reading what the daemon published, with nothing but the standard library.
+
+`keyward current` runs on every start of the scripts that use it, so it must cost little more than
+the interpreter: no click, no SQLAlchemy, no Google libraries, not even the full configuration
+schema. `fast_current` reads the config file's TOML just far enough to find the pool's file sink
+and reads that file. Whenever anything is unusual (no file sink, a config it cannot read, nothing
+published) it returns None and the caller takes the slow, fully validated path, which also gives
+the proper error message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
+    """Return the key in a file written by the file sink, or None if the file is missing or holds none.
+
+    OSError other than a missing file (e.g. permission denied) propagates.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    if format == "env":
+        for line in text.splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and name.strip() == ENV_NAMES[0]:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                    value = value[1:-1]
+                return value or None
+        return None
+    return text.strip() or None
+
+
+def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the key published for `pool` through its file sink, or None to take the slow path."""
+    from keyward.config.paths import default_runtime_dir, default_state_dir, find_config_path
+    from keyward.errors import KeywardError
+
+    try:
+        path = find_config_path(config_path, env=env)
+    except KeywardError:
+        return None
+    raw: dict = {}
+    if path is not None:
+        import tomllib
+
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except (OSError, ValueError):
+            return None
+    pools = raw.get("pools", {})
+    if not isinstance(pools, dict):
+        return None
+    sinks = pools.get(pool, {}).get("sinks") if isinstance(pools.get(pool), dict) else None
+    if sinks is None:
+        if pools and pool not in pools:
+            return None  # possibly a CLI-added pool, or a typo: let the slow path decide
+        # The same precedence as load_config: environment, then the file, then the defaults.
+        environ = os.environ if env is None else env
+        state_dir = (_expand(environ.get("KEYWARD_STATE_DIR")) or _expand(raw.get("state_dir"))
+                     or default_state_dir(env))
+        runtime_dir = (_expand(environ.get("KEYWARD_RUNTIME_DIR")) or _expand(raw.get("runtime_dir"))
+                       or default_runtime_dir(env, state_dir=state_dir))
+        return _read(os.path.join(runtime_dir, f"{pool}.key"), "raw")
+    for sink in sinks if isinstance(sinks, list) else ():
+        if isinstance(sink, dict) and sink.get("type") == "file" and isinstance(sink.get("path"), str):
+            return _read(os.path.expanduser(sink["path"]), sink.get("format", "raw"))
+    return None
+
+
+def _expand(value) -> str | None:
+    return os.path.expanduser(value) if isinstance(value, str) and value else None
+
+
+def _read(path: str, format: str) -> str | None:
+    try:
+        return read_published_file(path, format if format in ("raw", "env") else "raw")
+    except OSError:
+        return None
