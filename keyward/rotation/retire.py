@@ -35,6 +35,7 @@ class _Retiring:
     google_name: str | None
     etag: str | None
     masked: str
+    pool: str
 
 
 def retire_due(ctx: "Context", *, deps: Deps | None = None) -> list[str]:
@@ -55,9 +56,21 @@ def retire_due(ctx: "Context", *, deps: Deps | None = None) -> list[str]:
         except KeywardError as exc:
             failures[f"{item.project_id} key {item.key_id}"] = str(exc)
             log.error("retiring key %s of project %s failed: %s", item.key_id, item.project_id, exc)
+    if retired:
+        _republish(ctx, sorted({item.pool for item in due if item.key_id in retired}))
     if failures:
         raise PassFailed(failures)
     return retired
+
+
+def _republish(ctx: "Context", pools: list[str]) -> None:
+    """Let the publisher look again: a sink still holding a retired key must move off it."""
+    from keyward.publishing.service import publish_pools
+
+    try:
+        publish_pools(ctx, pools, trigger="retirement")
+    except KeywardError as exc:
+        log.warning("publishing %s after retiring keys failed: %s", ", ".join(pools), exc)
 
 
 def retire_key(ctx: "Context", key_id: str, *, deps: Deps | None = None) -> str:
@@ -90,7 +103,7 @@ def retire_key(ctx: "Context", key_id: str, *, deps: Deps | None = None) -> str:
 
 def _facts(key) -> _Retiring:
     return _Retiring(key.key_id, key.project.project_id, st.retire_mode(key.origin, key.project.managed),
-                     key.google_name, key.etag, key.masked)
+                     key.google_name, key.etag, key.masked, key.project.pool.name)
 
 
 def _retire(ctx: "Context", runner: Runner, item: _Retiring, *, expected: tuple[str, ...], why: str) -> None:

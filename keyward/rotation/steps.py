@@ -344,6 +344,9 @@ class Runner:
             # The key is active either way; the publisher retries on its own schedule.
             warnings.append(f"publishing pool {snap.pool} failed: {exc}")
             log.warning("publishing pool %s after rotating %s failed: %s", snap.pool, snap.project_id, exc)
+        except Exception as exc:  # a publisher bug must not leave the rotation open forever
+            warnings.append(f"publishing pool {snap.pool} failed: {exc.__class__.__name__}: {exc}")
+            log.exception("publishing pool %s after rotating %s failed", snap.pool, snap.project_id)
         now = self.ctx.now()
         with self.ctx.store.write() as s:
             if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.DONE], st.DONE, now=now,
