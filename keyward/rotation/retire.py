@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from keyward.errors import GoogleError, KeywardError, PassFailed, UsageError
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps
-from keyward.rotation.steps import KEY_ID_ANNOTATION, MANAGED_ANNOTATION, Runner
+from keyward.rotation.records import KEY_ID_ANNOTATION, MANAGED_ANNOTATION
+from keyward.rotation.steps import Runner
 from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
 from keyward.storage.models import ACTIVE, FAILED, INVALID, PENDING, PREVIOUS, RETIRED

@@ -17,10 +17,11 @@ from keyward.keyids import rotation_key_id
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
 from keyward.rotation.retire import SweepItem, retire_due, retire_key, sweep
-from keyward.rotation.steps import RotationResult, Runner, utc
+from keyward.rotation.records import RotationResult, utc
+from keyward.rotation.steps import Runner
 from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
-from keyward.storage.models import INVALID
+from keyward.storage.models import INVALID, Project
 
 if TYPE_CHECKING:
     from keyward.context import Context
@@ -150,7 +151,7 @@ def resume_open(ctx: "Context", *, deps: Deps | None = None) -> list[RotationRes
     as status "failed": the daemon logs them and the rows stay resumable). Never raises for a
     single row."""
     with ctx.store.read() as s:
-        rows = [(r.id, s.get(rq.Project, r.project_pk).project_id) for r in rq.open_rotations(s)]
+        rows = [(r.id, s.get(Project, r.project_pk).project_id) for r in rq.open_rotations(s)]
     runner = Runner(ctx, deps)
     results = []
     for rotation_pk, project_id in rows:

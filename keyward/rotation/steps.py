@@ -10,69 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keyward import keystrings
 from keyward.errors import GoogleError, KeywardError, RotationError, Transient
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
+from keyward.rotation.records import (KEY_ID_ANNOTATION, MANAGED_ANNOTATION, RotationResult,
+                                      Snapshot, load_snapshot)
 from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
-from keyward.storage.models import ACTIVE, FAILED, PENDING, PREVIOUS, Project
+from keyward.storage.models import ACTIVE, FAILED, PENDING, PREVIOUS
 
 if TYPE_CHECKING:
     from keyward.context import Context
     from keyward.google.apikeys import ApiKeysClient
 
 log = logging.getLogger(__name__)
-
-MANAGED_ANNOTATION = "keyward.io/managed"
-KEY_ID_ANNOTATION = "keyward.io/key-id"
-
-
-@dataclass(frozen=True)
-class RotationResult:
-    """What happened to one project: `status` is rotated | pending | failed | not-due | backoff |
-    skipped | would-rotate; `ok` is False only for pending and failed."""
-
-    project_id: str
-    status: str
-    message: str
-    reason: str | None = None
-    new_key_id: str | None = None
-    old_key_id: str | None = None
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def ok(self) -> bool:
-        return self.status not in ("pending", "failed")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A rotation row with the project and key facts its next step needs (plain data)."""
-
-    rotation_pk: int
-    project_pk: int
-    project_id: str
-    pool: str
-    service_account: str | None
-    allowed_ips: tuple[str, ...]
-    min_age: timedelta
-    max_age: timedelta
-    step: str
-    reason: str
-    new_key_id: str
-    old_key_id: str | None
-    operation: str | None
-    outcome: str | None
-    error: str | None
-    secret: str | None
-    google_name: str | None
-    etag: str | None
-
 
 class Runner:
     """Applies the state machine for one Context; builds the API Keys client on first use."""
@@ -91,25 +45,7 @@ class Runner:
     # -- reading --------------------------------------------------------------------------
 
     def load(self, rotation_pk: int) -> Snapshot:
-        cfg = self.ctx.config.rotation
-        with self.ctx.store.read() as s:
-            row = rq.get_rotation(s, rotation_pk)
-            row_project = s.get(Project, row.project_pk)
-            if row_project is None:
-                raise RotationError(f"rotation {rotation_pk} belongs to a project that was removed")
-            key = q.find_key(s, row.new_key_id)
-            return Snapshot(
-                rotation_pk=row.id, project_pk=row.project_pk, project_id=row_project.project_id,
-                pool=row_project.pool.name, service_account=row_project.service_account,
-                allowed_ips=tuple(filter(None, row_project.allowed_ips.split(","))),
-                min_age=_age(row_project.min_age_s, cfg.min_age),
-                max_age=_age(row_project.max_age_s, cfg.max_age),
-                step=row.step, reason=row.reason, new_key_id=row.new_key_id,
-                old_key_id=row.old_key_id, operation=row.operation,
-                outcome=row.outcome if row.finished_at is not None else None, error=row.error,
-                secret=key.secret if key else None, google_name=key.google_name if key else None,
-                etag=key.etag if key else None,
-            )
+        return load_snapshot(self.ctx, rotation_pk)
 
     # -- driving --------------------------------------------------------------------------
 
@@ -357,11 +293,3 @@ class Runner:
                           pool=snap.pool, key_id=snap.new_key_id, now=now)
         crash_point("done")
         return warnings
-
-
-def _age(seconds: int | None, default: timedelta) -> timedelta:
-    return default if seconds is None else timedelta(seconds=seconds)
-
-
-def utc(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC"

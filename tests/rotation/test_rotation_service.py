@@ -289,3 +289,43 @@ def test_due_warnings_when_unmanaged_key_overdue_or_standard_names_the_fix(ctx, 
     lines = service.due_warnings(ctx)
 
     assert len(lines) == 1 and "project gamma-proj" in lines[0] and "--replaces" in lines[0]
+
+
+def test_promote_when_two_runners_take_the_same_step_promotes_once(ctx, emu, deps, published):
+    from keyward.rotation.steps import Runner
+
+    emu.inject_fault("generativelanguage", status=503, count=1000)
+    with pytest.raises(RotationError):
+        service.rotate_project(ctx, "alpha-proj", deps=deps)  # leaves the row at "created"
+    emu.clear_faults()
+    with ctx.store.read() as s:
+        row = s.scalars(select(Rotation)).one()
+    first, second = Runner(ctx, deps), Runner(ctx, deps)
+    first._verify(first.load(row.id))
+    stale = second.load(row.id)  # both runners saw the row at "verified"
+
+    first._promote(stale)
+    second._promote(stale)
+
+    assert [k for k, _, _ in events(ctx)].count("rotation.promoted") == 1
+    assert first.drive(row.id).status == "rotated"
+    assert second.drive(row.id).status == "rotated"
+    assert published == [(["main"], "promotion")]
+
+
+def test_rotate_project_when_logging_at_debug_never_logs_key_strings(ctx, emu, deps, caplog, clock):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    service.rotate_project(ctx, "alpha-proj", deps=deps)
+    clock.advance(timedelta(days=16))
+    emu.inject_fault("generativelanguage", status=400, count=1)
+    with pytest.raises(RotationError) as err:
+        service.rotate_project(ctx, "alpha-proj", deps=deps)
+
+    with ctx.store.read() as s:
+        secrets = [k.secret for k in q.list_keys(s, "alpha-proj")]
+        journal = " ".join(e.message for e in s.scalars(select(Event)))
+    assert len(secrets) == 2
+    for secret in secrets:
+        assert secret not in caplog.text and secret not in journal and secret not in str(err.value)
