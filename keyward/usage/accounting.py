@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
+from keyward.errors import KeywardError
 from keyward.quota.signals import Signal
 from keyward.usage import effects as fx
 from keyward.usage.loads import ProjectLoad, pool_loads
@@ -78,15 +79,20 @@ def record_batch(ctx: "Context", reports: Iterable[Report], *, run_effects: bool
                  pending: fx.Effects | None = None) -> BatchResult:
     """Record many reports in ONE transaction (all or none), then run their effects.
 
-    With `run_effects=False` the effects are merged into `pending` for the caller to run.
+    With `run_effects=False` the effects are merged into `pending` for the caller to run. A
+    KeywardError about one report carries its position as `report_index`.
     """
     now = ctx.now()
     key_ids: list[str] = []
     signals: list[Signal | None] = []
     with ctx.store.write() as s:
         recorder = Recorder(s, now)
-        for report in reports:
-            key_id, signal = recorder.add(report)
+        for index, report in enumerate(reports):
+            try:
+                key_id, signal = recorder.add(report)
+            except KeywardError as exc:
+                exc.report_index = index  # lets the ingest socket name the bad line
+                raise
             key_ids.append(key_id)
             signals.append(signal)
         recorder.flush()

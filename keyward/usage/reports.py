@@ -123,3 +123,26 @@ def to_json(report: Report) -> dict[str, Any]:
     if report.at is not None:
         out["at"] = report.at.isoformat()
     return out
+
+
+def quota_error_body(retry_after_s: float, *, model: str | None = None,
+                     per_day: bool = False) -> dict[str, Any]:
+    """A 429 body shaped as Google sends it, for `keyward report --exhausted`.
+
+    Going through the same parser as real bodies keeps one path from report to exhaustion.
+    """
+    quota_id = ("GenerateRequestsPerDayPerProjectPerModel" if per_day
+                else "GenerateRequestsPerMinutePerProjectPerModel")
+    violation: dict[str, Any] = {
+        "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+        "quotaId": quota_id}
+    if model:
+        violation["quotaDimensions"] = {"location": "global", "model": model}
+    delay = f"{retry_after_s:g}s"
+    return {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+                      "message": "Quota exceeded (reported by the operator).",
+                      "details": [
+                          {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                           "violations": [violation]},
+                          {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                           "retryDelay": delay}]}}

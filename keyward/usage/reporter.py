@@ -1,0 +1,168 @@
+"""Reporting usage from a program: to the daemon's ingest socket when it answers, else straight to
+the database. A report is never lost: it is recorded by the daemon (which answers only after
+COMMIT) or, when no daemon listens, by this process in its own transaction.
+
+One case can count a report twice rather than lose it: the daemon committed but its answer never
+arrived (it was killed in between); the report is then also written directly. Counting too much
+only makes keyward switch projects earlier, which is the safe side.
+
+The configuration, the open connection and the database are kept per process (reopened after a
+fork), so a program that reports after every call pays for them once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from keyward.errors import KeywardError, StorageError
+from keyward.usage import wire
+from keyward.usage.reports import ErrorReport, Report, UsageReport, from_json, to_json
+
+if TYPE_CHECKING:
+    from keyward.config import Config
+    from keyward.context import Context
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 2.0
+REPLY_TIMEOUT = 30.0
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"pid": None, "configs": {}, "conns": {}, "contexts": {}}
+
+
+def _cache() -> dict[str, Any]:
+    if _state["pid"] != os.getpid():  # never carry a socket or a database connection across fork
+        _state.update(pid=os.getpid(), configs={}, conns={}, contexts={})
+    return _state
+
+
+def _config(config_path: str | None) -> "Config":
+    from keyward.config import find_config_path, load_config
+
+    path = find_config_path(config_path)
+    cache = _cache()["configs"]
+    if path not in cache:
+        cache[path] = load_config(path)
+    return cache[path]
+
+
+def _context(config: "Config") -> "Context":
+    from keyward.context import Context
+
+    contexts = _cache()["contexts"]
+    if id(config) not in contexts:
+        contexts[id(config)] = (config, Context(config))
+    return contexts[id(config)][1]
+
+
+def send_usage(*, pool: str | None = None, key: str | None = None, key_id: str | None = None,
+               model: str | None = None, requests: int = 1, input_tokens: int = 0,
+               output_tokens: int = 0, config_path: str | None = None) -> None:
+    """Record usage (see `keyward.client.report`). Raise UsageError for bad values, NotFound for an
+    unknown pool or key."""
+    send_reports([UsageReport(pool, key, key_id, model, requests, input_tokens, output_tokens)],
+                 config_path=config_path)
+
+
+def send_error(http_status: int, body: Any, *, pool: str | None = None, key: str | None = None,
+               key_id: str | None = None, model: str | None = None,
+               config_path: str | None = None) -> None:
+    """Record a refused Gemini call exactly as it came (see `keyward.client.report_error`)."""
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8", errors="replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass  # kept as text: parse_error treats an unreadable body as such
+    send_reports([ErrorReport(http_status, body, pool, key, key_id, model)], config_path=config_path)
+
+
+def send_reports(reports: list[Report], *, config_path: str | None = None,
+                 config: "Config | None" = None,
+                 context: "Callable[[], Context] | None" = None) -> dict[str, Any]:
+    """Deliver reports; return the reply ({"accepted": N, "results": [...], "via": …}).
+
+    Reports are validated here first, so a bad value fails the same way with or without a daemon.
+    """
+    reports = [from_json(to_json(r)) for r in reports]
+    config = config or _config(config_path)
+    reply = _via_daemon(config, reports)
+    if reply is not None:
+        if not reply.get("ok"):
+            if reply.get("kind") != "storage":
+                wire.raise_reply(reply)
+            log.warning("the daemon could not record the reports (%s); writing them directly",
+                        reply.get("error"))
+        else:
+            return {**reply, "via": "daemon"}
+    ctx = context() if context is not None else _context(config)
+    from keyward.usage.accounting import record_batch
+
+    result = record_batch(ctx, reports)
+    results = [{"line": i + 1, "kind": s.kind, "reason": s.reason, "key_id": result.key_ids[i]}
+               for i, s in enumerate(result.signals) if s is not None]
+    return {"ok": True, "accepted": len(reports), "results": results, "via": "database"}
+
+
+def _endpoints(config: "Config") -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
+    sock_path = config.daemon.ingest_socket
+    if sock_path is not None and Path(sock_path).exists():
+        out.append((socket.AF_UNIX, str(sock_path)))
+    if config.daemon.ingest_tcp:
+        from keyward.usage.ingest import parse_tcp
+
+        try:
+            host, port = parse_tcp(config.daemon.ingest_tcp)
+        except KeywardError:
+            return out
+        out.append((socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port)))
+    return out
+
+
+def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | None:
+    """Send to the daemon; return its reply, or None when no daemon answered (fall back)."""
+    payload = wire.encode_batch(reports)
+    with _lock:
+        conns = _cache()["conns"]
+        for family, address in _endpoints(config):
+            for attempt in range(2):  # a cached connection may have been closed by a restart
+                conn = conns.get(address)
+                fresh = conn is None
+                try:
+                    if conn is None:
+                        conn = socket.socket(family, socket.SOCK_STREAM)
+                        conn.settimeout(CONNECT_TIMEOUT)
+                        conn.connect(address)
+                        conns[address] = conn
+                    conn.settimeout(REPLY_TIMEOUT)
+                    conn.sendall(payload)
+                    line = _read_line(conn)
+                    return json.loads(line)
+                except (OSError, ValueError) as exc:
+                    conns.pop(address, None)
+                    if conn is not None:
+                        conn.close()
+                    if fresh or attempt:
+                        log.debug("ingest endpoint %s did not answer: %s", address, exc)
+                        break
+    return None
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection before answering")
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            return b"".join(chunks)
