@@ -1,0 +1,277 @@
+"""What `keyward status` shows: one dict, built from a handful of bulk queries and no Google calls.
+
+`build_status(ctx)` returns a JSON-ready dict (`keyward status --json` prints it with sorted keys).
+The schema is stable: fields are only ever added, and `schema_version` changes if one is removed or
+changes meaning. Times are ISO 8601 UTC strings ("2026-03-10T18:00:30+00:00"), durations whole
+seconds, fractions plain numbers (1.0 = at the limit). No key string appears anywhere: keys are
+named by id and by mask ("AQ.…wxyz").
+
+    schema_version   1
+    generated_at     time the status was taken
+    daemon           {running: bool, stale: bool, pid, host, version, started_at, heartbeat_at,
+                      heartbeat_age_s}; running is true while a heartbeat is younger than
+                      3 × daemon.heartbeat; the other fields are null without any heartbeat
+    pools[]          sorted by name:
+      name, model, margin          the pool and the selection margin it uses
+      current                      null, or {key_id, masked, project_id, reason, since}: the key
+                                   selection chose, why (e.g. "least loaded: a 3% vs 10% for b"),
+                                   and since when it is the pool's key
+      all_exhausted                every project is out of quota; the least-bad key stays published
+      published_key_id, published_at   the key every sink last confirmed, and when
+      sinks[]                      one line per sink ("file /run/keyward/main.key (raw, 0600)")
+      projects[]                   project ids in the pool
+    projects[]       sorted by project id:
+      project_id, pool, model, managed
+      usage          {rpm|tpm|rpd: {used: int, limit: int|null}}; rpm/tpm count the current and the
+                     previous minute, rpd the Pacific day so far; limit null = unknown/unlimited
+      limit_source   "config" | "google" | "cli" | null (no limits known)
+      load           highest used/limit fraction, null when no limit is known or the model has a
+                     limit of 0 (then `no_quota` is true)
+      no_quota       true when a limit is 0: the model is not offered to the project
+      pacific_day    the America/Los_Angeles date RPD counts ("2026-03-10")
+      rpd_reset_at   when the daily count resets (next Pacific midnight)
+      exhausted, exhausted_until, exhausted_scope   a 429 said so, until when, "minute"|"tokens"|"day"
+      rotation       {failures: int, backoff_until}: failed rotation attempts and the next try
+      keys[]         live and invalid keys (retired and failed ones are left out), oldest first:
+                     {key_id, kind: "auth"|"standard", state, origin: "keyward"|"manual", masked,
+                      current: bool, created_at, age_s, rotate_after, grace_until, invalid_reason}
+    warnings[]       {code, level: "warning"|"error", message, pool, project_id, key_id}; codes:
+                     daemon_not_running, daemon_stale, all_exhausted, no_key, not_published,
+                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors
+    recent_errors[]  error-level journal events of the last 24 hours, newest first (at most 20):
+                     {at, kind, message, pool, project_id, key_id}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from keyward.keystrings import redact
+from keyward.quota.windows import pacific_date
+
+if TYPE_CHECKING:
+    from keyward.context import Context
+
+SCHEMA_VERSION = 1
+HIDDEN_STATES = ("retired", "failed")
+ERROR_WINDOW = timedelta(hours=24)
+MAX_ERRORS = 20
+HEARTBEAT_META = "heartbeat"
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_status(ctx: "Context") -> dict[str, Any]:
+    """Return the status dict documented above, read in one read transaction."""
+    from keyward.client import pool_sinks
+    from keyward.storage import store as q
+    from keyward.usage.accounting import pool_loads
+
+    now = ctx.now()
+    with ctx.store.read() as s:
+        pools = list(q.list_pools(s))
+        projects = list(q.list_projects(s))
+        keys = list(q.list_keys(s))
+        loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now)}
+        errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
+        beat = q.get_meta(s, HEARTBEAT_META)
+        beat = None if beat is None else (beat.value, beat.updated_at)
+    by_id = {k.key_id: k for k in keys}
+    current_ids = {p.current_key_id for p in pools if p.current_key_id}
+    pools_with_active = {k.project.pool_id for k in keys if k.state == "active" and k.secret}
+    warnings: list[dict[str, Any]] = []
+    daemon = _daemon(ctx, beat, now, warnings)
+
+    pool_out = []
+    members: dict[str, list[str]] = {}
+    for p in projects:
+        members.setdefault(p.pool.name, []).append(p.project_id)
+    for pool in pools:
+        cur = by_id.get(pool.current_key_id) if pool.current_key_id else None
+        pool_out.append({
+            "name": pool.name,
+            "model": pool.model,
+            "margin": ctx.config.pool_margin(pool.name),
+            "current": None if pool.current_key_id is None else {
+                "key_id": pool.current_key_id,
+                "masked": cur.masked if cur else None,
+                "project_id": cur.project.project_id if cur else None,
+                "reason": pool.current_reason,
+                "since": iso(pool.current_since),
+            },
+            "all_exhausted": bool(pool.all_exhausted),
+            "published_key_id": pool.published_key_id,
+            "published_at": iso(pool.published_at),
+            "sinks": [_describe(pool.name, sink) for sink in pool_sinks(ctx.config, pool.name)],
+            "projects": members.get(pool.name, []),
+        })
+        _pool_warnings(pool, pool.id in pools_with_active, warnings)
+
+    keys_of: dict[str, list] = {}
+    for k in keys:
+        if k.state not in HIDDEN_STATES:
+            keys_of.setdefault(k.project.project_id, []).append(k)
+    project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
+                            warnings) for p in projects]
+    if errors:
+        warnings.append(_warning("recent_errors", "error",
+                                 f"{len(errors)} error(s) in the journal in the last 24 hours; newest: "
+                                 f"{redact(errors[0].message)}"))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": iso(now),
+        "daemon": daemon,
+        "pools": pool_out,
+        "projects": project_out,
+        "warnings": warnings,
+        "recent_errors": [_event(e) for e in errors],
+    }
+
+
+def _event(e) -> dict[str, Any]:
+    return {"at": iso(e.at), "kind": e.kind, "message": redact(e.message), "pool": e.pool,
+            "project_id": e.project_id, "key_id": e.key_id}
+
+
+def _warning(code: str, level: str, message: str, *, pool: str | None = None, project_id: str | None = None,
+             key_id: str | None = None) -> dict[str, Any]:
+    return {"code": code, "level": level, "message": message, "pool": pool, "project_id": project_id,
+            "key_id": key_id}
+
+
+def _describe(pool: str, sink_cfg) -> str:
+    from keyward.errors import KeywardError
+    from keyward.sinks import build_sink
+
+    try:
+        return build_sink(pool, sink_cfg.type, dict(sink_cfg.options)).describe()
+    except KeywardError as exc:
+        return f"{sink_cfg.type} (misconfigured: {exc})"
+
+
+def _daemon(ctx: "Context", beat, now: datetime, warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(("pid", "host", "version", "started_at", "heartbeat_at",
+                                         "heartbeat_age_s"))
+    out.update(running=False, stale=False)
+    if beat is None:
+        warnings.append(_warning("daemon_not_running", "error",
+                                 "the daemon has never reported a heartbeat: it is not running "
+                                 "(start it: `keyward run`, or `systemctl start keyward`)"))
+        return out
+    value, at = beat
+    try:
+        info = json.loads(value)
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    age = (now - at).total_seconds()
+    limit = 3 * ctx.config.daemon.heartbeat.total_seconds()
+    out.update({name: info.get(name) for name in ("pid", "host", "version", "started_at")},
+               heartbeat_at=iso(at), heartbeat_age_s=int(age))
+    out["stale"] = age > limit
+    out["running"] = not out["stale"]
+    if out["stale"]:
+        warnings.append(_warning("daemon_stale", "error",
+                                 f"the daemon's last heartbeat is {int(age)}s old (expected every "
+                                 f"{int(limit / 3)}s): it stopped or is stuck (pid {info.get('pid')} on "
+                                 f"{info.get('host')})"))
+    return out
+
+
+def _pool_warnings(pool, has_active: bool, warnings: list[dict[str, Any]]) -> None:
+    if pool.all_exhausted:
+        warnings.append(_warning("all_exhausted", "error",
+                                 f"every project of pool {pool.name} is out of quota; the least-bad key "
+                                 f"stays published ({pool.current_reason})", pool=pool.name,
+                                 key_id=pool.current_key_id))
+    if not has_active or (pool.current_reason or "").startswith("no usable key"):
+        warnings.append(_warning("no_key", "error",
+                                 f"pool {pool.name} has no usable active key" +
+                                 (f"; {pool.current_key_id} stays published" if pool.current_key_id else
+                                  ": add one with `keyward key add`"), pool=pool.name))
+    elif pool.current_key_id is None:
+        warnings.append(_warning("not_published", "warning",
+                                 f"pool {pool.name} has not published a key yet: the daemon does so "
+                                 "within selection.interval (or run `keyward run --once`)", pool=pool.name))
+    elif pool.published_key_id != pool.current_key_id:
+        warnings.append(_warning("not_published", "warning",
+                                 f"pool {pool.name}: key {pool.current_key_id} is chosen but not every "
+                                 "sink holds it yet (retried on every pass)", pool=pool.name,
+                                 key_id=pool.current_key_id))
+
+
+def _limit(value: int | None) -> int | None:
+    return None if value is None or value < 0 else value
+
+
+def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
+             warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    usage = pl.usage if pl else None
+    limits = pl.limits if pl else None
+    load = pl.load if pl else None
+    no_quota = load is not None and math.isinf(load)
+    exhausted_until = pl.exhausted_until if pl else None
+    out = {
+        "project_id": p.project_id,
+        "pool": p.pool.name,
+        "model": pl.model if pl else p.pool.model,
+        "managed": bool(p.managed),
+        "usage": {name: {"used": getattr(usage, name) if usage else 0,
+                         "limit": _limit(getattr(limits, name)) if limits else None}
+                  for name in ("rpm", "tpm", "rpd")},
+        "limit_source": pl.limit_source if pl else None,
+        "load": None if load is None or no_quota else round(load, 4),
+        "no_quota": no_quota,
+        "pacific_day": pacific_date(now).isoformat(),
+        "rpd_reset_at": iso(pl.rpd_reset_at) if pl else None,
+        "exhausted": exhausted_until is not None and exhausted_until > now,
+        "exhausted_until": iso(exhausted_until),
+        "exhausted_scope": pl.exhausted_scope if pl else None,
+        "rotation": {"failures": p.rotation_failures or 0, "backoff_until": iso(p.rotation_backoff_until)},
+        "keys": [_key(k, k.key_id in current_ids, now, warnings) for k in keys],
+    }
+    if p.rotation_failures:
+        warnings.append(_warning("rotation_failing", "warning",
+                                 f"rotation of {p.project_id} failed {p.rotation_failures} time(s); next try "
+                                 f"{iso(p.rotation_backoff_until) or 'on the next check'}",
+                                 project_id=p.project_id))
+    return out
+
+
+def _key(k, current: bool, now: datetime, warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    project_id = k.project.project_id
+    if k.state == "active" and k.rotate_after is not None and k.rotate_after < now:
+        warnings.append(_warning("rotation_overdue", "warning",
+                                 f"key {k.key_id} of {project_id} is past its rotation time "
+                                 f"({iso(k.rotate_after)})" + ("" if k.project.managed else
+                                                               ": add a new key with `keyward key add`"),
+                                 project_id=project_id, key_id=k.key_id))
+    if k.kind == "standard" and k.state != "invalid":
+        warnings.append(_warning("standard_key", "warning",
+                                 f"key {k.key_id} of {project_id} is a standard (AIza) key: Gemini rejects "
+                                 "those since September 2026; replace it with an auth key",
+                                 project_id=project_id, key_id=k.key_id))
+    if k.state == "invalid":
+        warnings.append(_warning("invalid_key", "error",
+                                 f"key {k.key_id} of {project_id} was rejected by Gemini"
+                                 + (f": {redact(k.invalid_reason)}" if k.invalid_reason else ""),
+                                 project_id=project_id, key_id=k.key_id))
+    return {
+        "key_id": k.key_id,
+        "kind": k.kind,
+        "state": k.state,
+        "origin": k.origin,
+        "masked": k.masked,
+        "current": current,
+        "created_at": iso(k.created_at),
+        "age_s": int((now - k.created_at).total_seconds()),
+        "rotate_after": iso(k.rotate_after),
+        "grace_until": iso(k.grace_until),
+        "invalid_reason": redact(k.invalid_reason) if k.invalid_reason else None,
+    }
