@@ -46,9 +46,7 @@ def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_
     with ctx.store.read() as s:
         project = q.get_project(s, project_id)
         if not project.managed:
-            raise UsageError(
-                f"project {project_id} is not managed: keyward does not create its keys. Create a "
-                f"key in AI Studio and run `keyward key add --project {project_id} --replaces KEY`")
+            raise UsageError(_unmanaged(project_id))
         if not project.service_account:
             raise UsageError(f"project {project_id} is managed but has no service_account; new "
                              "keys are auth keys bound to one")
@@ -84,6 +82,11 @@ def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_
     return runner.drive(rotation_pk)
 
 
+def _unmanaged(project_id: str) -> str:
+    return (f"project {project_id} is not managed: keyward does not create its keys. Create a key "
+            f"in AI Studio and run `keyward key add --project {project_id} --replaces KEY`")
+
+
 def _plan(ctx: "Context", project_pk: int, project_id: str, reason: str, old_key_id: str | None) -> int:
     """Write the `planned` row (with the keyId Google will be asked for) before any Google call."""
     now = ctx.now()
@@ -117,14 +120,18 @@ def rotate_all(ctx: "Context", *, force: bool = False, dry_run: bool = False,
                deps: Deps | None = None) -> list[RotationResult]:
     """Rotate every managed project that is due (or the named `projects`); return the results.
 
-    Unmanaged projects are skipped unless named. Each failure is logged and recorded; after all
+    Unmanaged projects are skipped; naming one (or an unknown project) raises UsageError/NotFound
+    before anything is tried. Each failure is logged and recorded; after all
     projects were tried, raise PassFailed naming every failed project with its error.
     """
-    if projects is None:
-        with ctx.store.read() as s:
+    with ctx.store.read() as s:
+        if projects is None:
             names = [p.project_id for p in q.list_projects(s) if p.managed]
-    else:
-        names = list(projects)
+        else:
+            names = list(projects)
+            for name in names:  # a typo or an unmanaged project is a usage error, not a failure
+                if not q.get_project(s, name).managed:
+                    raise UsageError(_unmanaged(name))
     results: list[RotationResult] = []
     failures: dict[str, str] = {}
     for name in names:

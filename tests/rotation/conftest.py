@@ -116,10 +116,11 @@ def make_ctx(tmp_path, clock, kw_env):
     """Build a Context from the test config (keyword arguments go to config_text)."""
     made: list[Context] = []
 
-    def make(**kwargs) -> Context:
+    def make(database_url: str | None = None, **kwargs) -> Context:
         path = tmp_path / "keyward.toml"
         path.write_text(config_text(tmp_path, **kwargs), encoding="utf-8")
-        ctx = Context(load_config(path, env=kw_env), clock=clock)
+        env = dict(kw_env, **({"KEYWARD_DATABASE_URL": database_url} if database_url else {}))
+        ctx = Context(load_config(path, env=env), clock=clock)
         made.append(ctx)
         return ctx
 

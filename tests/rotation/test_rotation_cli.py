@@ -70,11 +70,17 @@ def test_rotate_when_neither_project_nor_all_exits_2(run):
     assert result.exit_code == 2 and "--project ID, or use --all" in result.output
 
 
-def test_rotate_when_project_unmanaged_exits_1_naming_key_add(run):
+def test_rotate_when_project_unmanaged_exits_2_naming_key_add(run):
     result = run("rotate", "--project", "gamma-proj", "--now")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "keyward key add --project gamma-proj --replaces KEY" in result.output
+
+
+def test_rotate_when_project_unknown_exits_2_naming_it(run):
+    result = run("rotate", "--project", "nowhere-proj")
+
+    assert result.exit_code == 2 and "nowhere-proj" in result.output
 
 
 def test_keys_sweep_when_stray_key_lists_then_prunes(run, emu):
