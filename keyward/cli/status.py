@@ -133,8 +133,12 @@ def _project(p: dict[str, Any], cur: dict[str, Any] | None, now: datetime, paint
     return out
 
 
+def _echo_raw(text: str) -> None:
+    click.echo(text, color=True)  # keep the clear-screen codes; the frame has color only if asked
+
+
 def watch(draw: Callable[[], str], interval: float, *, iterations: int | None = None,
-          echo: Callable[[str], None] = click.echo, sleep: Callable[[float], None] = time.sleep) -> None:
+          echo: Callable[[str], None] = _echo_raw, sleep: Callable[[float], None] = time.sleep) -> None:
     """Clear the screen and draw every `interval` seconds until Ctrl-C (or `iterations` draws)."""
     count = 0
     try:
