@@ -25,6 +25,7 @@ from keyward.storage import store as q
 from keyward.storage.models import LIVE_STATES
 
 PROJECT, NUMBER = "crash-proj", "444444444444"
+CRASH_ENV = "KEYWARD_TEST_CRASH_AT"  # the test hook keyward.rotation.deps.crash_point honours
 STEPS = ["planned", "create-sent", "creating", "created", "verified", "promoted", "done"]
 
 
@@ -61,8 +62,6 @@ def scene(tmp_path, kw_env):
     emu.stop()
 
 
-CRASH_ENV = "KEYWARD_TEST_CRASH_AT"
-
 
 def rotate(env, crash_at: str | None = None) -> subprocess.CompletedProcess:
     run_env = dict(env)
@@ -72,8 +71,8 @@ def rotate(env, crash_at: str | None = None) -> subprocess.CompletedProcess:
                           env=run_env, capture_output=True, text=True, timeout=30)
 
 
-def check(emu, config: Path, published: Path, *, settled: bool) -> str:
-    """Assert the invariants; return the active key id."""
+def check(emu, config: Path, published: Path, *, settled: bool) -> tuple[str, str]:
+    """Assert the invariants; return the active key's id and key string."""
     ctx = Context.load(str(config))
     try:
         with ctx.store.read() as s:
@@ -90,7 +89,7 @@ def check(emu, config: Path, published: Path, *, settled: bool) -> str:
                 known = {k.google_name for k in keys if k.state in LIVE_STATES}
                 at_google = {k["name"] for k in emu.keys(PROJECT)}
                 assert at_google <= known, f"keys at Google keyward does not know: {at_google - known}"
-            return active[0].key_id
+            return active[0].key_id, active[0].secret
     finally:
         ctx.close()
 
@@ -99,30 +98,32 @@ def test_rotation_when_killed_at_every_step_converges_with_a_valid_key(scene):
     emu, config, published, env = scene
     seeded = rotate(env)
     assert seeded.returncode == 0, seeded.stderr
-    active = check(emu, config, published, settled=True)
+    active, old_secret = check(emu, config, published, settled=True)
 
     for step in STEPS:
         crashed = rotate(env, crash_at=step)
         assert crashed.returncode == -signal.SIGKILL, (step, crashed.returncode, crashed.stderr)
         check(emu, config, published, settled=False)
+        assert emu.key_string_valid(old_secret), f"the old key must still work after a crash at {step}"
 
         restarted = rotate(env)
         assert restarted.returncode == 0, (step, restarted.stderr)
-        now_active = check(emu, config, published, settled=True)
+        now_active, secret = check(emu, config, published, settled=True)
         assert now_active != active, f"after a crash at {step} the restart must finish a rotation"
-        active = now_active
+        assert emu.key_string_valid(old_secret), "the replaced key stays valid for the grace period"
+        active, old_secret = now_active, secret
 
 
 def test_rotation_when_killed_after_failed_verification_keeps_old_key_and_no_orphan(scene):
     emu, config, published, env = scene
     assert rotate(env).returncode == 0
-    before = check(emu, config, published, settled=True)
+    before, _ = check(emu, config, published, settled=True)
     emu.inject_fault("generativelanguage", status=400, count=1)
 
     crashed = rotate(env, crash_at="failed")
 
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-    assert check(emu, config, published, settled=True) == before
+    assert check(emu, config, published, settled=True)[0] == before
     restarted = rotate(env)
     assert restarted.returncode == 0, restarted.stderr
-    assert check(emu, config, published, settled=True) != before
+    assert check(emu, config, published, settled=True)[0] != before
