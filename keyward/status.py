@@ -116,8 +116,9 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     for k in keys:
         if k.state not in HIDDEN_STATES:
             keys_of.setdefault(k.project.project_id, []).append(k)
+    day = pacific_date(now).isoformat()
     project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
-                            warnings) for p in projects]
+                            warnings, day) for p in projects]
     if errors:
         warnings.append(_warning("recent_errors", "error",
                                  f"{len(errors)} error(s) in the journal in the last 24 hours; newest: "
@@ -160,7 +161,7 @@ def _daemon(ctx: "Context", beat, now: datetime, warnings: list[dict[str, Any]])
     out.update(running=False, stale=False)
     if beat is None:
         warnings.append(_warning("daemon_not_running", "error",
-                                 "the daemon has never reported a heartbeat: it is not running "
+                                 "no daemon heartbeat recorded: the daemon is not running "
                                  "(start it: `keyward run`, or `systemctl start keyward`)"))
         return out
     value, at = beat
@@ -211,7 +212,7 @@ def _limit(value: int | None) -> int | None:
 
 
 def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
-             warnings: list[dict[str, Any]]) -> dict[str, Any]:
+             warnings: list[dict[str, Any]], pacific_day: str) -> dict[str, Any]:
     usage = pl.usage if pl else None
     limits = pl.limits if pl else None
     load = pl.load if pl else None
@@ -228,7 +229,7 @@ def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
         "limit_source": pl.limit_source if pl else None,
         "load": None if load is None or no_quota else round(load, 4),
         "no_quota": no_quota,
-        "pacific_day": pacific_date(now).isoformat(),
+        "pacific_day": pacific_day,
         "rpd_reset_at": iso(pl.rpd_reset_at) if pl else None,
         "exhausted": exhausted_until is not None and exhausted_until > now,
         "exhausted_until": iso(exhausted_until),

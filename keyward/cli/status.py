@@ -43,6 +43,11 @@ def _in(value: str | None, now: datetime) -> str:
     return f"in {span(delta)}" if delta.total_seconds() >= 0 else f"{span(-delta)} ago"
 
 
+def _ago(value: str | None, now: datetime) -> str:
+    ts = _t(value)
+    return "-" if ts is None else span(max(now - ts, now - now))
+
+
 def bar(name: str, used: int, limit: int | None) -> str:
     """`RPM [#####.....] 5/10`; without a known limit `RPM 5 (no limit known)`."""
     if limit is None:
@@ -105,7 +110,7 @@ def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: 
         out.append(paint("  current: none published", RED))
     else:
         out.append(f"  current: {cur['key_id']} {cur['masked'] or '-'} of {cur['project_id'] or '-'} "
-                   f"since {_clock(cur['since'], now)}")
+                   f"since {_clock(cur['since'], now)} ({_ago(cur['since'], now)})")
         out.append(f"  why: {cur['reason']}")
     if pool["all_exhausted"]:
         out.append(paint("  ALL PROJECTS EXHAUSTED: the least-bad key stays published", RED))
