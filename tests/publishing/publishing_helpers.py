@@ -92,11 +92,14 @@ class World:
         return [e for e in events if kind is None or e.kind == kind]
 
 
-def make_world(tmp_path: Path, text: str | None = None, clock: Clock | None = None, **kwargs) -> World:
+def make_world(tmp_path: Path, text: str | None = None, clock: Clock | None = None, *,
+               db_url: str | None = None, **kwargs) -> World:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "keyward.toml"
     path.write_text(text if text is not None else config_text(tmp_path, **kwargs), encoding="utf-8")
     env = {"HOME": str(tmp_path / "home"), "KEYWARD_STATE_DIR": str(tmp_path / "state"),
            "KEYWARD_RUNTIME_DIR": str(tmp_path / "run")}
+    if db_url:
+        env["KEYWARD_DATABASE_URL"] = db_url
     clock = clock or Clock()
     return World(tmp_path, Context(load_config(path, env=env), clock=clock, env=env), clock)

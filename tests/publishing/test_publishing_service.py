@@ -239,3 +239,19 @@ def test_cleanup_removes_stale_temp_files_of_file_sinks_and_state(world):
     (keys / "other").write_text("keep")
     assert cleanup(world.ctx) == 2
     assert sorted(p.name for p in keys.iterdir()) == ["other"]
+
+
+def test_publish_when_on_either_database_switches_on_exhaustion_and_keeps_on_repeat(tmp_path, any_db_url):
+    world = make_world(tmp_path, db_url=any_db_url)
+    try:
+        a_id, _ = world.add_key("alpha-1")
+        b_id, b_secret = world.add_key("beta-2")
+        assert publish_pools(world.ctx, trigger="timer")[0].key_id == a_id
+        world.exhaust("alpha-1", world.clock.now + timedelta(minutes=1))
+        world.use("beta-2", 4)
+        [result] = publish_pools(world.ctx, trigger="quota")
+        assert result.key_id == b_id and result.switched and _key_file(world) == b_secret
+        [again] = publish_pools(world.ctx, trigger="timer")
+        assert again.key_id == b_id and not again.switched and again.published_to == []
+    finally:
+        world.ctx.close()

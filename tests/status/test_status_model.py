@@ -166,3 +166,19 @@ def test_status_when_limit_is_zero_reports_no_quota_as_strict_json(tmp_path):
         assert "no quota for the model" in render(status, world.clock.now)
     finally:
         world.ctx.close()
+
+
+def test_status_when_on_either_database_reports_usage_and_current_key(tmp_path, any_db_url):
+    from publishing_helpers import make_world
+
+    world = make_world(tmp_path, db_url=any_db_url)
+    try:
+        a_id, secret = world.add_key("alpha-1")
+        world.use("alpha-1", 2)
+        publish_pools(world.ctx, trigger="timer")
+        status = build_status(world.ctx)
+        assert status["pools"][0]["current"]["key_id"] == a_id
+        assert status["projects"][0]["usage"]["rpm"] == {"used": 2, "limit": 10}
+        assert secret not in json.dumps(status)
+    finally:
+        world.ctx.close()
