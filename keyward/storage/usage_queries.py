@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from keyward.storage.models import Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute
@@ -31,7 +31,7 @@ ZERO: Counts = (0, 0, 0)
 
 def _insert(s: Session, table):
     """INSERT with ON CONFLICT support for the session's dialect (SQLite ≥ 3.35 or PostgreSQL)."""
-    if s.get_bind().dialect.name == "postgresql":
+    if _is_pg(s):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
@@ -42,41 +42,81 @@ def _is_pg(s: Session) -> bool:
     return s.get_bind().dialect.name == "postgresql"
 
 
+# Statements are built once per dialect with bound parameters: reports arrive by the thousand and
+# building a statement costs more than running it.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+_COUNT_COLS = ("requests", "input_tokens", "output_tokens")
+
+
+def _statement(s: Session, name: str):
+    dialect = s.get_bind().dialect.name
+    stmt = _STATEMENTS.get((dialect, name))
+    if stmt is None:
+        stmt = _STATEMENTS[(dialect, name)] = _BUILDERS[name](s)
+    return stmt
+
+
+def _run(s: Session, name: str, params: dict):
+    """Execute a prepared statement on the session's connection (no ORM layer in between)."""
+    return s.connection().execute(_statement(s, name), params)
+
+
+def _params(prefix: dict, counts: Counts) -> dict:
+    return {**prefix, "requests": counts[0], "input_tokens": counts[1], "output_tokens": counts[2]}
+
+
+def _build_add_minute(s: Session):
+    t = UsageMinute.__table__
+    ins = _insert(s, t)
+    return ins.on_conflict_do_update(
+        index_elements=["project_pk", "model", "minute", "source"],
+        set_={c: t.c[c] + ins.excluded[c] for c in _COUNT_COLS},
+    ).returning(t.c.requests, t.c.input_tokens, t.c.output_tokens)
+
+
+def _build_set_minute(s: Session):
+    t = UsageMinute.__table__
+    ins = _insert(s, t)
+    return ins.on_conflict_do_update(
+        index_elements=["project_pk", "model", "minute", "source"],
+        set_={c: ins.excluded[c] for c in _COUNT_COLS})
+
+
+def _build_add_day(s: Session):
+    t = UsageDay.__table__
+    ins = _insert(s, t)
+    return ins.on_conflict_do_update(
+        index_elements=["project_pk", "model", "day", "source"],
+        set_={c: t.c[c] + ins.excluded[c] for c in _COUNT_COLS})
+
+
+def _build_get_minute(s: Session):
+    t = UsageMinute.__table__
+    return select(t.c.requests, t.c.input_tokens, t.c.output_tokens).where(
+        t.c.project_pk == bindparam("project_pk"), t.c.model == bindparam("model"),
+        t.c.minute == bindparam("minute", type_=t.c.minute.type),
+        t.c.source == bindparam("source"))
+
+
+_BUILDERS = {"add_minute": _build_add_minute, "set_minute": _build_set_minute,
+             "add_day": _build_add_day, "get_minute": _build_get_minute}
+
+
 def _add_minute(s: Session, key: dict, source: str, delta: Counts) -> Counts:
     """Add `delta` to one minute row (creating it); return the row's counts after the addition."""
-    t = UsageMinute.__table__
-    stmt = _insert(s, t).values(**key, source=source, requests=delta[0], input_tokens=delta[1],
-                                output_tokens=delta[2])
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["project_pk", "model", "minute", "source"],
-        set_={"requests": t.c.requests + delta[0], "input_tokens": t.c.input_tokens + delta[1],
-              "output_tokens": t.c.output_tokens + delta[2]},
-    ).returning(t.c.requests, t.c.input_tokens, t.c.output_tokens)
-    row = s.execute(stmt).one()
+    row = _run(s, "add_minute", _params({**key, "source": source}, delta)).one()
     return (row[0], row[1], row[2])
 
 
 def _add_day(s: Session, project_pk: int, model: str, day: date, source: str, delta: Counts) -> None:
     if delta == ZERO:
         return
-    t = UsageDay.__table__
-    stmt = _insert(s, t).values(project_pk=project_pk, model=model, day=day, source=source,
-                                requests=delta[0], input_tokens=delta[1], output_tokens=delta[2])
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["project_pk", "model", "day", "source"],
-        set_={"requests": t.c.requests + delta[0], "input_tokens": t.c.input_tokens + delta[1],
-              "output_tokens": t.c.output_tokens + delta[2]},
-    )
-    s.execute(stmt)
+    _run(s, "add_day", _params(
+        {"project_pk": project_pk, "model": model, "day": day, "source": source}, delta))
 
 
 def _minute_counts(s: Session, key: dict, source: str) -> Counts:
-    t = UsageMinute.__table__
-    row = s.execute(
-        select(t.c.requests, t.c.input_tokens, t.c.output_tokens).where(
-            t.c.project_pk == key["project_pk"], t.c.model == key["model"],
-            t.c.minute == key["minute"], t.c.source == source)
-    ).first()
+    row = _run(s, "get_minute", {**key, "source": source}).first()
     return ZERO if row is None else (row[0], row[1], row[2])
 
 
@@ -109,14 +149,56 @@ def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, da
     old = _minute_counts(s, key, MONITORING)
     if old == value:
         return
-    t = UsageMinute.__table__
-    stmt = _insert(s, t).values(**key, source=MONITORING, requests=value[0],
-                                input_tokens=value[1], output_tokens=value[2])
-    s.execute(stmt.on_conflict_do_update(
-        index_elements=["project_pk", "model", "minute", "source"],
-        set_={"requests": value[0], "input_tokens": value[1], "output_tokens": value[2]}))
+    _run(s, "set_minute", _params({**key, "source": MONITORING}, value))
     _add_day(s, project_pk, model, day, MONITORING, _sub(value, old))
     _add_day(s, project_pk, model, day, EFFECTIVE, _sub(_max(local, value), _max(local, old)))
+
+
+@dataclass(frozen=True)
+class KeyTarget:
+    """A key with its project and pool, as attribution needs them (one query, no ORM objects)."""
+
+    key_pk: int
+    key_id: str
+    state: str
+    project_pk: int
+    project_id: str
+    managed: bool
+    pool_name: str
+    pool_model: str
+
+
+def _build_target(by: str):
+    def build(s: Session):
+        q = (select(Key.id, Key.key_id, Key.state, Project.id, Project.project_id, Project.managed,
+                    Pool.name, Pool.model)
+             .join(Project, Key.project_pk == Project.id).join(Pool, Project.pool_id == Pool.id))
+        column = Key.fingerprint if by == "fingerprint" else Key.key_id
+        return q.where(column == bindparam("value")).order_by(Key.id).limit(1)
+    return build
+
+
+def _build_pool(s: Session):
+    return select(Pool.name, Pool.current_key_id, Pool.model).where(Pool.name == bindparam("name"))
+
+
+_BUILDERS.update(target_by_fingerprint=_build_target("fingerprint"),
+                 target_by_key_id=_build_target("key_id"), pool=_build_pool)
+
+
+def key_target(s: Session, *, fingerprint: str | None = None,
+               key_id: str | None = None) -> KeyTarget | None:
+    """Return the key found by fingerprint or key id with its project and pool, or None."""
+    name, value = (("target_by_fingerprint", fingerprint) if fingerprint is not None
+                   else ("target_by_key_id", key_id))
+    row = _run(s, name, {"value": value}).first()
+    return None if row is None else KeyTarget(*row)
+
+
+def pool_current(s: Session, name: str) -> tuple[str, str | None, str] | None:
+    """Return (name, current key id, model) of a pool, or None when there is no such pool."""
+    row = _run(s, "pool", {"name": name}).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def set_exhaustion(s: Session, project_pk: int, model: str, *, until: datetime, scope: str,

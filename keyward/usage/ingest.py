@@ -43,8 +43,9 @@ def parse_tcp(address: str) -> tuple[str, int]:
     """Return (host, port) of a loopback "HOST:PORT"; raise UsageError otherwise."""
     host, sep, port = address.rpartition(":")
     host = host.strip("[]")
+    host = "127.0.0.1" if host == "localhost" else host
     try:
-        if not sep or not ipaddress.ip_address(host).is_loopback or not 0 < int(port) < 65536:
+        if not sep or not ipaddress.ip_address(host).is_loopback or not 0 <= int(port) < 65536:
             raise ValueError
     except ValueError:
         raise UsageError(f"daemon.ingest_tcp {address!r}: expected a loopback HOST:PORT such as "

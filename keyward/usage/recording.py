@@ -18,7 +18,7 @@ from keyward.quota.signals import Signal, parse_error
 from keyward.quota.windows import minute_floor, pacific_date
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
-from keyward.storage.models import FAILED, INVALID, RETIRED
+from keyward.storage.models import FAILED, INVALID, RETIRED, Key
 from keyward.usage.attribution import Resolver, Target
 from keyward.usage.effects import Effects
 from keyward.usage.reports import ErrorReport, Report, UsageReport
@@ -46,7 +46,7 @@ class Recorder:
         at = report.at or self.now
         if isinstance(report, UsageReport):
             minute = minute_floor(at)
-            slot = (target.project.id, target.model, minute)
+            slot = (target.key.project_pk, target.model, minute)
             counts = self._usage[slot]
             counts[0] += report.requests
             counts[1] += report.input_tokens
@@ -63,25 +63,27 @@ class Recorder:
 
     def _error(self, target: Target, report: ErrorReport, at: datetime) -> Signal:
         signal = parse_error(report.http_status, report.body, at, default_model=target.model)
-        project, pool, key = target.project, target.pool, target.key
+        t = target.key
         if signal.kind == "quota":
             model = signal.model or target.model
-            changed = uq.set_exhaustion(self.s, project.id, model, until=signal.exhausted_until,
+            changed = uq.set_exhaustion(self.s, t.project_pk, model, until=signal.exhausted_until,
                                         scope=signal.scope or "minute",
                                         quota_ids=",".join(signal.quota_ids), now=self.now)
             if changed:
                 q.journal(self.s, "quota.exhausted", signal.reason, level="warning",
-                          project=project.project_id, pool=pool.name, key_id=key.key_id, now=self.now)
-                self.effects.republish(pool.name, "exhausted")
-        elif signal.kind in ("invalid_key", "suspended") and key.state not in _GONE:
+                          project=t.project_id, pool=t.pool_name, key_id=t.key_id, now=self.now)
+                self.effects.republish(t.pool_name, "exhausted")
+            return signal
+        key = self.s.get(Key, t.key_pk)
+        if signal.kind in ("invalid_key", "suspended") and key.state not in _GONE:
             # Quota never gets here: a 429 says nothing about the key itself.
             key.state, key.invalid_reason, key.invalid_at = INVALID, signal.reason, self.now
             q.journal(self.s, "key.invalid", f"key {key.key_id} ({key.masked}) taken out of use: "
-                      f"{signal.reason}", level="error", project=project.project_id, pool=pool.name,
+                      f"{signal.reason}", level="error", project=t.project_id, pool=t.pool_name,
                       key_id=key.key_id, now=self.now)
-            log.error("key %s of project %s taken out of use: %s", key.key_id, project.project_id,
+            log.error("key %s of project %s taken out of use: %s", key.key_id, t.project_id,
                       signal.reason)
-            self.effects.republish(pool.name, "invalid")
-            if project.managed:
+            self.effects.republish(t.pool_name, "invalid")
+            if t.managed:
                 self.effects.replace.append(key.key_id)
         return signal

@@ -1,0 +1,138 @@
+"""The ingest socket and the reporter: answers after COMMIT, bad lines named, fallback to the
+database when no daemon listens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+from datetime import datetime, timezone
+
+import pytest
+from usage_bodies import RPM_ID, quota_429, violation
+from usage_world import MODEL, POOL, make_world
+
+from keyward.errors import NotFound, UsageError
+from keyward.quota.windows import pacific_date
+from keyward.storage import usage_queries as uq
+from keyward.usage.ingest import IngestServer, parse_tcp
+from keyward.usage.reporter import send_reports
+from keyward.usage.reports import ErrorReport, UsageReport
+
+
+@pytest.fixture
+def world(tmp_path, sqlite_url):
+    w = make_world(tmp_path, sqlite_url, {"alpha-one": None, "beta-two": None},
+                   now=datetime.now(timezone.utc))
+    yield w
+    w.ctx.close()
+
+
+@pytest.fixture
+def server(world):
+    srv = IngestServer(world.ctx, world.ctx.config.daemon.ingest_socket, tcp="127.0.0.1:0").start()
+    yield srv
+    srv.stop()
+
+
+def _local_requests(world, project_id: str) -> int:
+    with world.ctx.store.read() as s:
+        days = uq.day_totals(s, world.project_pk(project_id), MODEL, pacific_date(world.clock.now))
+    return days.get("local", (0, 0, 0))[0]
+
+
+def _talk(address, family, payload: bytes) -> list[dict]:
+    with socket.socket(family, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(address)
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_socket_is_group_accessible_only(world, server):
+    mode = stat.S_IMODE(world.ctx.config.daemon.ingest_socket.stat().st_mode)
+    assert mode == 0o660
+
+
+def test_batches_on_one_connection_are_each_answered_after_commit(world, server):
+    lines = [{"type": "usage", "key": world.secrets["beta-two"], "requests": 2, "input_tokens": 9},
+             {"type": "usage", "pool": POOL, "requests": 3}]
+    payload = "".join(json.dumps(x) + "\n" for x in lines) + "\n" + json.dumps(lines[1]) + "\n"
+    replies = _talk(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX, payload.encode())
+    assert [r["accepted"] for r in replies] == [2, 1] and all(r["ok"] for r in replies)
+    assert _local_requests(world, "beta-two") == 2 and _local_requests(world, "alpha-one") == 6
+
+
+def test_bad_line_is_named_and_nothing_of_its_batch_is_recorded(world, server):
+    payload = (json.dumps({"type": "usage", "pool": POOL, "requests": 1}) + "\n"
+               + '{"type": "usage", "requests": -1}\n' + "not json\n").encode()
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    assert reply["ok"] is False and reply["line"] == 2 and reply["error"].startswith("line 2:")
+    assert "requests" in reply["error"]
+    assert _local_requests(world, "alpha-one") == 0
+
+
+def test_unknown_pool_in_a_batch_is_named_and_nothing_of_it_is_recorded(world, server):
+    payload = (json.dumps({"type": "usage", "pool": POOL}) + "\n"
+               + json.dumps({"type": "usage", "pool": "nowhere"}) + "\n").encode()
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    assert reply["kind"] == "not_found" and reply["line"] == 2 and "nowhere" in reply["error"]
+    assert _local_requests(world, "alpha-one") == 0
+
+
+def test_error_report_through_socket_is_classified_in_the_answer(world, server, services):
+    body = json.loads(quota_429(violation(RPM_ID)))
+    payload = (json.dumps({"type": "error", "http_status": 429, "body": body, "pool": POOL})
+               + "\n").encode()
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    assert reply["ok"] and reply["results"][0]["kind"] == "quota"
+
+
+def test_reporter_uses_the_daemon_when_it_answers(world, server):
+    reply = send_reports([UsageReport(pool=POOL, requests=4)], config=world.ctx.config)
+    assert reply["via"] == "daemon" and _local_requests(world, "alpha-one") == 4
+
+
+def test_reporter_raises_the_daemons_error_for_an_unknown_key(world, server):
+    with pytest.raises(NotFound, match="no key 'k-missing'"):
+        send_reports([UsageReport(key_id="k-missing")], config=world.ctx.config)
+
+
+def test_reporter_writes_the_database_when_no_daemon_listens(world):
+    assert not world.ctx.config.daemon.ingest_socket.exists()
+    reply = send_reports([UsageReport(pool=POOL, requests=5)], config=world.ctx.config,
+                         context=lambda: world.ctx)
+    assert reply["via"] == "database" and _local_requests(world, "alpha-one") == 5
+
+
+def test_reporter_falls_back_when_the_socket_file_is_stale(world):
+    path = world.ctx.config.daemon.ingest_socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: connect() is refused
+    reply = send_reports([UsageReport(pool=POOL)], config=world.ctx.config, context=lambda: world.ctx)
+    assert reply["via"] == "database" and _local_requests(world, "alpha-one") == 1
+
+
+def test_reporter_validates_before_sending(world):
+    with pytest.raises(UsageError, match="requests"):
+        send_reports([UsageReport(pool=POOL, requests=-2)], config=world.ctx.config)
+    with pytest.raises(UsageError, match="http_status"):
+        send_reports([ErrorReport(1000, {}, pool=POOL)], config=world.ctx.config)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:8710", "192.0.2.1:80", "127.0.0.1", "localhost:x"])
+def test_tcp_endpoint_must_be_loopback(address):
+    with pytest.raises(UsageError, match="loopback"):
+        parse_tcp(address)
+
+
+def test_server_stop_removes_the_socket(world):
+    srv = IngestServer(world.ctx, world.ctx.config.daemon.ingest_socket).start()
+    srv.stop()
+    assert not world.ctx.config.daemon.ingest_socket.exists()
