@@ -43,7 +43,7 @@ _KEY_RE = re.compile(r"AIza[0-9A-Za-z_-]{35}|AQ\.[0-9A-Za-z_.-]{16,}")
 # googleapiclient logs request URLs (lookupKey carries a key string) and, when dumping, bodies:
 # keep it quiet even under --debug, so the redacting filter is a backstop, not the protection.
 _ALWAYS_QUIET = {"googleapiclient.discovery_cache": logging.ERROR, "googleapiclient": logging.WARNING}
-_QUIET_UNLESS_DEBUG = {"apscheduler": logging.WARNING}
+_QUIET_UNLESS_DEBUG = {"apscheduler": logging.WARNING, "alembic": logging.WARNING}
 
 _HANDLER_MARK = "_keyward_handler"
 

@@ -28,7 +28,8 @@ def emu(monkeypatch):
 
 
 @pytest.fixture
-def env(emu, kw_env):
+def env(emu, kw_env, monkeypatch):
+    monkeypatch.setenv("KEYWARD_GOOGLE_EMULATOR_HOST", emu.address)  # kw_env cleared it
     return {**kw_env, "KEYWARD_GOOGLE_EMULATOR_HOST": emu.address}
 
 
@@ -150,7 +151,7 @@ def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_p
                 return {p.project_id for p in q.list_projects(s)} == {p for p, _ in PROJECTS}
 
         wait_for(has_both, 20, "the new project in the database")
-        config.write_text(config.read_text() + "\n[usage]\npoll_intervall = 3\n")
+        config.write_text(config.read_text().replace('poll_interval = "10s"', 'poll_intervall = "10s"'))
         proc.signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in proc.log, 20, "the refused reload")
         assert "poll_intervall" in proc.log and "did you mean" in proc.log
