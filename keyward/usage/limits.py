@@ -24,7 +24,7 @@ def _client(ctx: "Context") -> Any:
     from keyward.google.auth import load_credentials
     from keyward.google.serviceusage import ServiceUsageClient
 
-    creds = load_credentials(ctx.config.google.credentials, env=ctx.env,
+    creds = load_credentials(ctx.config.google.credentials,
                              quota_project=ctx.config.google.quota_project)
     return ServiceUsageClient(creds, retry_budget=ctx.config.rotation.retry_budget.total_seconds())
 

@@ -53,7 +53,7 @@ def _source(ctx: "Context") -> UsageSource:
     from keyward.google.auth import load_credentials
     from keyward.google.monitoring import MonitoringClient
 
-    creds = load_credentials(ctx.config.google.credentials, env=ctx.env,
+    creds = load_credentials(ctx.config.google.credentials,
                              quota_project=ctx.config.google.quota_project)
     budget = min(ctx.config.rotation.retry_budget, ctx.config.usage.poll_interval)
     return build_source("cloud_monitoring",

@@ -59,20 +59,21 @@ def write_config(tmp_path: Path, projects: dict[str, dict | None], *, db_url: st
 
 
 def make_world(tmp_path: Path, db_url: str, projects: dict[str, dict | None], *,
-               now: datetime | None = None, extra: str = "", managed: tuple[str, ...] = ()) -> World:
-    """Build the world; each project gets one active auth key; the first is the pool's current."""
+               now: datetime | None = None, extra: str = "", managed: tuple[str, ...] = (),
+               clock=None, given_keys: dict[str, tuple[str, str]] | None = None) -> World:
+    """Build the world; each project gets one active auth key (or `given_keys[p]` = (key string,
+    Google uid)); the first project's key is the pool's current key."""
     path, env = write_config(tmp_path, projects, db_url=db_url, extra=extra)
-    clock = Clock(now or datetime(2026, 3, 4, 18, 30, 15, tzinfo=timezone.utc))
+    clock = clock or Clock(now or datetime(2026, 3, 4, 18, 30, 15, tzinfo=timezone.utc))
     ctx = Context(load_config(path, env=env), clock=clock, env=env)
     world = World(ctx, path, env, clock)
     with ctx.store.write() as s:
         for project_id in projects:
             project = q.get_project(s, project_id)
             project.managed = project_id in managed
-            secret = fake_auth_key()
-            uid = secrets.token_hex(8)
+            secret, uid = (given_keys or {}).get(project_id) or (fake_auth_key(), secrets.token_hex(8))
             key = q.add_key(s, project, key_id=f"k-{project_id}", secret=secret, kind="auth",
-                            state="active", origin="manual", now=clock.now, promoted_at=clock.now,
+                            state="active", origin="manual", now=clock(), promoted_at=clock(),
                             google_uid=uid)
             world.keys[project_id], world.secrets[project_id] = key.key_id, secret
             world.uids[project_id] = uid
