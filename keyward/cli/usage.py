@@ -17,11 +17,11 @@ from keyward.cli.render import table
 from keyward.errors import PassFailed, UsageError
 
 
-def _read_error_file(name: str, stdin_text: str | None) -> object:
+def _read_error_file(name: str) -> object:
     """Return the parsed JSON body of FILE ('-' for stdin); raise UsageError naming the file."""
     label = "stdin" if name == "-" else name
     if name == "-":
-        text = stdin_text if stdin_text is not None else sys.stdin.read()
+        text = sys.stdin.read()
     else:
         try:
             with open(name, encoding="utf-8") as fh:
@@ -85,7 +85,7 @@ def report(inv: Invocation, pool: str | None, model: str | None, requests: int |
         body = quota_error_body(delay, model=model, per_day=per_day)
         item = ErrorReport(429, body, pool, key, key_id, model)
     elif error_file:
-        body = _read_error_file(error_file, None)
+        body = _read_error_file(error_file)
         err = body.get("error") if isinstance(body, dict) else None
         code = err.get("code") if isinstance(err, dict) else None
         status = http_status or (code if isinstance(code, int) and 100 <= code <= 599 else 429)
