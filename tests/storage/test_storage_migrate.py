@@ -83,3 +83,7 @@ def test_sqlite_when_opened_uses_wal_and_busy_timeout(sqlite_url):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     store.close()
+
+
+def test_schema_head_constant_when_compared_to_alembic_is_the_head():
+    assert migrate.SCHEMA_HEAD == migrate.head_revision()
