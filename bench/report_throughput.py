@@ -1,0 +1,144 @@
+"""How many usage reports per second keyward records from 8 concurrent processes, losing none.
+
+Each worker process sends its reports one at a time through `keyward.usage.reporter` (the path
+`keyward.client.report` takes): to the ingest socket of an in-process IngestServer, or straight to
+the SQLite database when no daemon listens. Totals are checked in the database at the end.
+Target: >= 2,000 reports/s sustained through the socket, nothing lost.
+
+    python bench/report_throughput.py [--quick] [--workers 8] [--reports 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PROJECTS = ("bench-alpha", "bench-beta", "bench-gamma")
+MODEL = "gemini-2.5-flash"
+
+
+def python_pass_ms() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def make_world(root: Path):
+    from keyward.config import load_config
+    from keyward.context import Context
+    from keyward.storage import store as q
+
+    lines = [f'database = "sqlite:///{root}/state/keyward.db"', "[pools.main]", f'model = "{MODEL}"',
+             "[[pools.main.sinks]]", 'type = "null"']
+    for project in PROJECTS:
+        lines += [f"[projects.{project}]", 'pool = "main"']
+    config_path = root / "keyward.toml"
+    config_path.write_text("\n".join(lines) + "\n")
+    env = {"KEYWARD_STATE_DIR": str(root / "state"), "KEYWARD_RUNTIME_DIR": str(root / "run"),
+           "HOME": str(root)}
+    ctx = Context(load_config(config_path, env=env), env=env)
+    keys = []
+    with ctx.store.write() as s:
+        for project in PROJECTS:
+            secret = "AQ." + secrets.token_urlsafe(40)
+            q.add_key(s, q.get_project(s, project), key_id=f"k-{project}", secret=secret,
+                      kind="auth", state="active", origin="manual")
+            keys.append(secret)
+        q.get_pool(s, "main").current_key_id = f"k-{PROJECTS[0]}"
+    return ctx, config_path, env, keys
+
+
+def worker(config_path: str, n: int, keys: list[str]) -> None:
+    from keyward.usage.reporter import send_reports
+    from keyward.usage.reports import UsageReport
+
+    send_reports([UsageReport(key=keys[0], requests=1)], config_path=config_path)  # warm up
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(n):
+        send_reports([UsageReport(key=keys[i % len(keys)], requests=1, input_tokens=10)],
+                     config_path=config_path)
+    print("done", flush=True)
+
+
+def total_requests(ctx) -> int:
+    from keyward.quota.windows import pacific_date
+    from keyward.storage import store as q
+    from keyward.storage import usage_queries as uq
+
+    total = 0
+    today = pacific_date(ctx.now())
+    with ctx.store.read() as s:
+        for project in PROJECTS:
+            pk = q.get_project(s, project).id
+            total += uq.day_totals(s, pk, MODEL, today).get("local", (0, 0, 0))[0]
+    return total
+
+
+def run(path: str, workers: int, each: int) -> tuple[float, int]:
+    from keyward.usage.ingest import IngestServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx, config_path, env, keys = make_world(Path(tmp))
+        server = IngestServer(ctx, ctx.config.daemon.ingest_socket).start() if path == "socket" else None
+        try:
+            child_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+            procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(config_path), str(each),
+                                       json.dumps(keys)], env=child_env, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+            for p in procs:
+                assert p.stdout.readline().strip() == "ready"
+            start = time.perf_counter()
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            for p in procs:
+                assert p.stdout.readline().strip() == "done"
+            elapsed = time.perf_counter() - start
+            for p in procs:
+                p.stdin.close()
+                p.wait()
+        finally:
+            if server is not None:
+                server.stop()
+        expected = workers * (each + 1)
+        lost = expected - total_requests(ctx)
+        ctx.close()
+        return elapsed, lost
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few reports, for CI")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--reports", type=int, default=None, help="reports per worker")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), json.loads(args.worker[2]))
+        return 0
+    each = args.reports or (150 if args.quick else 1500)
+    print(f"python3 -c pass: {python_pass_ms():.1f} ms (for scale)")
+    print(f"{'path':<10}{'procs':>6}{'reports':>9}{'seconds':>9}{'reports/s':>11}{'lost':>6}")
+    failed = False
+    for path in ("socket", "database"):
+        elapsed, lost = run(path, args.workers, each)
+        total = args.workers * each
+        rate = total / elapsed
+        print(f"{path:<10}{args.workers:>6}{total:>9}{elapsed:>9.2f}{rate:>11.0f}{lost:>6}")
+        failed |= lost != 0
+    print("target: socket >= 2000 reports/s, lost = 0")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
