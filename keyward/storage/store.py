@@ -295,6 +295,20 @@ def recent_events(s: Session, limit: int = 20, *, project: str | None = None,
     return s.scalars(q).all()
 
 
+def rotation_outcomes(s: Session) -> dict[tuple[str, str], int]:
+    """Count finished rotations by (outcome, reason), for metrics."""
+    from sqlalchemy import func
+
+    from keyward.storage.models import Rotation
+
+    rows = s.execute(
+        select(Rotation.outcome, Rotation.reason, func.count())
+        .where(Rotation.outcome.is_not(None))
+        .group_by(Rotation.outcome, Rotation.reason)
+    ).all()
+    return {(outcome, reason): count for outcome, reason, count in rows}
+
+
 def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> None:
     row = s.get(Meta, name)
     if row is None:
