@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from keyward.errors import KeywardError, StorageError
+from keyward.errors import KeywardError
 from keyward.usage import wire
 from keyward.usage.reports import ErrorReport, Report, UsageReport, from_json, to_json
 

@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from usage_world import MODEL, POOL, make_world
+from usage_world import MODEL, make_world
 
 from keyward.quota.windows import pacific_date
 from keyward.storage import usage_queries as uq

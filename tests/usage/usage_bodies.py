@@ -25,7 +25,8 @@ def quota_429(*violations: dict, retry: str = "26s") -> str:
     return json.dumps({"error": {
         "code": 429,
         "message": "You exceeded your current quota, please check your plan and billing details. "
-                   f"For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
+                   "For more information on this error, head to: "
+                   "https://ai.google.dev/gemini-api/docs/rate-limits. "
                    f"Please retry in {retry[:-1]}.02s.",
         "status": "RESOURCE_EXHAUSTED",
         "details": [_HELP,
@@ -54,7 +55,8 @@ def token_type_401() -> str:
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                      "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED", "domain": "googleapis.com",
                      "metadata": {"service": "generativelanguage.googleapis.com",
-                                  "method": "google.ai.generativelanguage.v1beta.GenerativeService.GenerateContent"}}]}},
+                                  "method": "google.ai.generativelanguage.v1beta."
+                                            "GenerativeService.GenerateContent"}}]}},
         indent=2)
 
 
