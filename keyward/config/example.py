@@ -88,7 +88,8 @@ _EXAMPLE = '''\
 # ingest_tcp = "127.0.0.1:8710"
 # Prometheus metrics, on a loopback address only. Off unless set.
 # metrics = "127.0.0.1:9464"
-# Keeps two daemons, or a daemon and a command-line rotation, apart. Default: state_dir/keyward.lock.
+# One daemon per state directory: a second one exits. Rotations need no lock (each step is a
+# compare-and-set on its journal row). Default: state_dir/keyward.lock.
 # lock_file = "/var/lib/keyward/keyward.lock"
 
 [google]
