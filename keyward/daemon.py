@@ -281,6 +281,10 @@ class Daemon:
                 os._exit(0)
         self._close_servers()
         if self.ctx is not None:
+            try:
+                jobs.heartbeat(self.ctx, self.started_at, stopping=True)
+            except Exception as exc:
+                log.debug("final heartbeat failed: %s", exc)
             self.ctx.close()
 
     def _close_servers(self) -> None:

@@ -36,8 +36,8 @@ class JobSpec:
     jitter: float = 0.0
 
 
-def heartbeat(ctx: "Context", started_at: datetime | None = None) -> None:
-    """Tell `keyward status` (and other hosts, later) that this daemon is alive."""
+def heartbeat(ctx: "Context", started_at: datetime | None = None, *, stopping: bool = False) -> None:
+    """Tell `keyward status` (and other hosts, later) that this daemon is alive, or stopped cleanly."""
     from keyward.storage import store as q
 
     now = ctx.now()
@@ -47,6 +47,7 @@ def heartbeat(ctx: "Context", started_at: datetime | None = None) -> None:
         "version": keyward.__version__,
         "started_at": (started_at or now).isoformat(),
         "at": now.isoformat(),
+        "stopped_at": now.isoformat(timespec="seconds") if stopping else None,
     })
     with ctx.store.write() as s:
         q.set_meta(s, HEARTBEAT, value, now=now)

@@ -8,9 +8,10 @@ named by id and by mask ("AQ.…wxyz").
 
     schema_version   1
     generated_at     time the status was taken
-    daemon           {running: bool, stale: bool, pid, host, version, started_at, heartbeat_at,
-                      heartbeat_age_s}; running is true while a heartbeat is younger than
-                      3 × daemon.heartbeat; the other fields are null without any heartbeat
+    daemon           {running: bool, stale: bool, stopped_at, pid, host, version, started_at,
+                      heartbeat_at, heartbeat_age_s}; running is true while a heartbeat is younger
+                      than 3 × daemon.heartbeat; stopped_at is set when the daemon last stopped
+                      cleanly (then stale is false); the other fields are null without any heartbeat
     pools[]          sorted by name:
       name, model, margin          the pool and the selection margin it uses
       current                      null, or {key_id, masked, project_id, reason, since}: the key
@@ -157,7 +158,7 @@ def _describe(pool: str, sink_cfg) -> str:
 
 def _daemon(ctx: "Context", beat, now: datetime, warnings: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(("pid", "host", "version", "started_at", "heartbeat_at",
-                                         "heartbeat_age_s"))
+                                         "heartbeat_age_s", "stopped_at"))
     out.update(running=False, stale=False)
     if beat is None:
         warnings.append(_warning("daemon_not_running", "error",
@@ -173,8 +174,13 @@ def _daemon(ctx: "Context", beat, now: datetime, warnings: list[dict[str, Any]])
         info = {}
     age = (now - at).total_seconds()
     limit = 3 * ctx.config.daemon.heartbeat.total_seconds()
-    out.update({name: info.get(name) for name in ("pid", "host", "version", "started_at")},
+    out.update({name: info.get(name) for name in ("pid", "host", "version", "started_at", "stopped_at")},
                heartbeat_at=iso(at), heartbeat_age_s=int(age))
+    if out["stopped_at"]:
+        warnings.append(_warning("daemon_not_running", "error",
+                                 f"the daemon stopped at {out['stopped_at']}: nothing rotates or follows "
+                                 "quota until it runs again (`keyward run`, or `systemctl start keyward`)"))
+        return out
     out["stale"] = age > limit
     out["running"] = not out["stale"]
     if out["stale"]:

@@ -75,6 +75,8 @@ def render(status: dict[str, Any], now: datetime, color: bool = False) -> str:
     elif d["stale"]:
         lines.append(paint(f"daemon: NOT RESPONDING (last heartbeat {d['heartbeat_age_s']}s ago, "
                            f"pid {d['pid']} on {d['host']})", RED))
+    elif d.get("stopped_at"):
+        lines.append(paint(f"daemon: NOT RUNNING (stopped cleanly at {d['stopped_at']})", RED))
     else:
         lines.append(paint("daemon: NOT RUNNING", RED))
     projects = {p["project_id"]: p for p in status["projects"]}

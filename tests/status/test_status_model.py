@@ -16,7 +16,7 @@ PROJECT_FIELDS = {"project_id", "pool", "model", "managed", "usage", "limit_sour
                   "rotation", "keys"}
 KEY_FIELDS = {"key_id", "kind", "state", "origin", "masked", "current", "created_at", "age_s",
               "rotate_after", "grace_until", "invalid_reason"}
-DAEMON_FIELDS = {"running", "stale", "pid", "host", "version", "started_at", "heartbeat_at", "heartbeat_age_s"}
+DAEMON_FIELDS = {"running", "stale", "pid", "host", "version", "started_at", "heartbeat_at", "heartbeat_age_s", "stopped_at"}
 
 
 def _beat(world, age: timedelta) -> None:
@@ -95,6 +95,17 @@ def test_status_when_heartbeat_older_than_three_intervals_warns_stale(world):
     assert "daemon_stale" in _codes(status)
     screen = render(status, world.clock.now)
     assert "NOT RESPONDING" in screen and "heartbeat is 46s old" in screen
+
+
+def test_status_when_daemon_stopped_cleanly_says_so_not_stale(world):
+    value = json.dumps({"pid": 4242, "host": "box", "started_at": "2026-03-10T17:00:00+00:00",
+                        "version": "0.1.0", "stopped_at": "2026-03-10T18:00:00+00:00"})
+    with world.ctx.store.write() as s:
+        q.set_meta(s, "heartbeat", value, now=world.clock.now - timedelta(hours=1))
+    status = build_status(world.ctx)
+    assert status["daemon"]["stale"] is False and status["daemon"]["running"] is False
+    assert "daemon_not_running" in _codes(status) and "daemon_stale" not in _codes(status)
+    assert "stopped cleanly at 2026-03-10T18:00:00+00:00" in render(status, world.clock.now)
 
 
 def test_status_when_no_heartbeat_warns_daemon_not_running(world):
