@@ -12,6 +12,7 @@ fork), so a program that reports after every call pays for them once.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -41,6 +42,20 @@ def _cache() -> dict[str, Any]:
     if _state["pid"] != os.getpid():  # never carry a socket or a database connection across fork
         _state.update(pid=os.getpid(), configs={}, conns={}, contexts={})
     return _state
+
+
+def close() -> None:
+    """Close the cached daemon connections and databases of this process (also run at exit)."""
+    with _lock:
+        cache = _cache()
+        for conn in cache["conns"].values():
+            conn.close()
+        for _config_obj, ctx in cache["contexts"].values():
+            ctx.close()
+        cache.update(conns={}, contexts={}, configs={})
+
+
+atexit.register(close)
 
 
 def _config(config_path: str | None) -> "Config":
