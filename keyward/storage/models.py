@@ -184,7 +184,12 @@ class UsageMinute(Base):
 
 
 class UsageDay(Base):
-    """Per Pacific day totals, kept up to date on every write so status never scans a day of minutes."""
+    """Per Pacific day totals, kept up to date on every write so status never scans a day of minutes.
+
+    Besides the per-source rows ("local", "monitoring") there is an "effective" row: the sum over the
+    day's minutes of the larger of the two sources, which is what RPD is. The larger of the two day
+    totals would undercount when each source saw different minutes.
+    """
 
     __tablename__ = "usage_days"
 

@@ -115,7 +115,7 @@ def test_poll_when_one_project_gets_a_503_storm_logs_it_and_goes_on(world, emu, 
     assert set(summary.failures) == {"beta-two"} and "alpha-one" in summary.projects
     assert any("beta-two" in r.getMessage() for r in caplog.records)
     assert rpd(world)["alpha-one"] == 1 and rpd(world)["beta-two"] == 0
-    emu.state.faults.clear()  # the storm is over
+    emu.clear_faults()  # the storm is over
     emu.advance(120)
     summary = accounting.poll_monitoring(world.ctx, source=source(), force=True)
     assert summary.failures == {} and rpd(world)["beta-two"] == 2  # nothing lost
