@@ -16,6 +16,7 @@ Usage: python3 bench/status_speed.py [--quick] [--projects N] [--hours H] [--run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -88,6 +89,23 @@ def time_process(argv: list[str], env: dict[str, str], runs: int) -> float:
     return statistics.median(samples)
 
 
+@contextlib.contextmanager
+def daemon_status_socket(config: Path, env: dict[str, str]):
+    """Serve status the way the running daemon does (its StatusServer, in this process)."""
+    from keyward.config import load_config
+    from keyward.context import Context
+    from keyward.status_socket import StatusServer, socket_path
+
+    ctx = Context(load_config(config, env=env), env=env)
+    ctx.store
+    server = StatusServer(lambda: ctx, socket_path(ctx.config.runtime_dir)).start()
+    try:
+        yield
+    finally:
+        server.stop()
+        ctx.close()
+
+
 def time_in_process(config: Path, env: dict[str, str], runs: int) -> float:
     from keyward.config import load_config
     from keyward.context import Context
@@ -125,19 +143,23 @@ def main() -> int:
         rows = [
             ("python3 -c pass", time_process([sys.executable, "-c", "pass"], penv, runs)),
             ("keyward pool list", time_process(kw + ["pool", "list"], penv, runs)),
-            ("keyward status --json", time_process(kw + ["status", "--json"], penv, runs)),
-            ("build_status + json (in process)", time_in_process(config, env, runs)),
+            ("keyward status --json, no daemon", time_process(kw + ["status", "--json"], penv, runs)),
         ]
+        with daemon_status_socket(config, env):
+            rows.append(("keyward status --json, daemon answers", time_process(kw + ["status", "--json"],
+                                                                              penv, runs)))
+        rows.append(("build_status + json (in process)", time_in_process(config, env, runs)))
     print(f"{projects} projects in {args.pools} pools, {hours} h of minute buckets "
           f"({projects * (hours * 60 + 1):,} rows), built in {built_s:.1f}s; median of {runs} runs")
     width = max(len(name) for name, _ in rows)
     print(f"{'what'.ljust(width)}  {'ms':>8}")
     for name, ms in rows:
         print(f"{name.ljust(width)}  {ms:8.1f}")
-    status_ms = rows[2][1]
+    status_ms = rows[3][1]
     verdict = "meets" if status_ms < TARGET_MS else "MISSES"
-    print(f"status --json {verdict} the {TARGET_MS:.0f} ms target ({status_ms - rows[0][1]:.1f} ms above the "
-          f"bare interpreter)")
+    print(f"status --json with the daemon running {verdict} the {TARGET_MS:.0f} ms target "
+          f"({status_ms / rows[0][1]:.1f}x the bare interpreter); without a daemon the command "
+          "imports SQLAlchemy and builds the status itself")
     return 0
 
 

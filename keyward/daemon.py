@@ -43,6 +43,7 @@ class Daemon:
         self.started_at: datetime | None = None
         self.ingest = None
         self.metrics = None
+        self.status_server = None
         self._last_beat = 0.0
         self._busy = threading.Condition()
         self._running_jobs = 0
@@ -251,7 +252,13 @@ class Daemon:
     # Servers ------------------------------------------------------------------------------------
 
     def _start_servers(self) -> None:
+        from keyward.status_socket import StatusServer, socket_path
+
         d = self.ctx.config.daemon
+        try:
+            self.status_server = StatusServer(lambda: self.ctx, socket_path(self.ctx.config.runtime_dir)).start()
+        except OSError as exc:
+            log.error("status socket not started (keyward status will read the database): %s", exc)
         if d.ingest_socket or d.ingest_tcp:
             from keyward.usage.ingest import IngestServer
 
@@ -288,7 +295,7 @@ class Daemon:
             self.ctx.close()
 
     def _close_servers(self) -> None:
-        for server in (self.ingest, self.metrics):
+        for server in (self.ingest, self.metrics, self.status_server):
             if server is not None:
                 try:
                     server.stop()

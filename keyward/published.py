@@ -38,8 +38,13 @@ def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> st
     return text.strip() or None
 
 
-def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """Return the key published for `pool` through its file sink, or None to take the slow path."""
+def light_config(config_path: str | None = None,
+                 env: Mapping[str, str] | None = None) -> tuple[dict, str] | None:
+    """Return (the config file's raw TOML, the runtime directory), or None when unsure.
+
+    Applies the same precedence as load_config (environment, then the file, then the defaults)
+    without validating anything: callers fall back to the full path on None or on any doubt.
+    """
     from keyward.config.paths import default_runtime_dir, default_state_dir, find_config_path
     from keyward.errors import KeywardError
 
@@ -56,6 +61,20 @@ def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, st
                 raw = tomllib.load(fh)
         except (OSError, ValueError):
             return None
+    environ = os.environ if env is None else env
+    state_dir = (_expand(environ.get("KEYWARD_STATE_DIR")) or _expand(raw.get("state_dir"))
+                 or default_state_dir(env))
+    runtime_dir = (_expand(environ.get("KEYWARD_RUNTIME_DIR")) or _expand(raw.get("runtime_dir"))
+                   or default_runtime_dir(env, state_dir=state_dir))
+    return raw, str(runtime_dir)
+
+
+def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the key published for `pool` through its file sink, or None to take the slow path."""
+    found = light_config(config_path, env)
+    if found is None:
+        return None
+    raw, runtime_dir = found
     pools = raw.get("pools", {})
     if not isinstance(pools, dict):
         return None
@@ -63,12 +82,6 @@ def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, st
     if sinks is None:
         if pools and pool not in pools:
             return None  # possibly a CLI-added pool, or a typo: let the slow path decide
-        # The same precedence as load_config: environment, then the file, then the defaults.
-        environ = os.environ if env is None else env
-        state_dir = (_expand(environ.get("KEYWARD_STATE_DIR")) or _expand(raw.get("state_dir"))
-                     or default_state_dir(env))
-        runtime_dir = (_expand(environ.get("KEYWARD_RUNTIME_DIR")) or _expand(raw.get("runtime_dir"))
-                       or default_runtime_dir(env, state_dir=state_dir))
         return _read(os.path.join(runtime_dir, f"{pool}.key"), "raw")
     for sink in sinks if isinstance(sinks, list) else ():
         if isinstance(sink, dict) and sink.get("type") == "file" and isinstance(sink.get("path"), str):

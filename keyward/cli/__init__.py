@@ -1,5 +1,6 @@
-"""The `keyward` command. `keyward current` takes a fast path that never imports click, SQLAlchemy or
-the Google libraries, because scripts call it on every start; everything else goes through click."""
+"""The `keyward` command. `keyward current` (and `keyward status` when the daemon answers it) take a
+fast path that never imports click, SQLAlchemy or the Google libraries: scripts call `current` on
+every start, and an operator's screen should come at once. Everything else goes through click."""
 
 from __future__ import annotations
 
@@ -8,12 +9,28 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["current"]:
+    config_path, rest = _leading_config(args)
+    if rest[:1] == ["current"]:
         from keyward.cli.current import fast_main
 
-        code = fast_main(args[1:])
+        code = fast_main(rest[1:], config_path)
+        if code is not None:
+            sys.exit(code)
+    if rest[:1] == ["status"]:
+        from keyward.cli.status_screen import fast_main as fast_status
+
+        code = fast_status(rest[1:], config_path)
         if code is not None:
             sys.exit(code)
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")
+
+
+def _leading_config(args: list[str]) -> tuple[str | None, list[str]]:
+    """Take a leading `--config FILE` off the arguments, for the fast paths; anything else is click's."""
+    if args[:1] == ["--config"] and len(args) >= 2:
+        return args[1], args[2:]
+    if args and args[0].startswith("--config="):
+        return args[0].split("=", 1)[1], args[1:]
+    return None, args

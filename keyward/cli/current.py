@@ -12,9 +12,9 @@ import sys
 USAGE = "usage: keyward current [--pool NAME] [--check] [--config FILE]"
 
 
-def fast_main(args: list[str]) -> int | None:
+def fast_main(args: list[str], config_path: str | None = None) -> int | None:
     """Run `current` from raw arguments; return the exit code, or None to let click handle them."""
-    pool, check, config_path = "default", False, None
+    pool, check = "default", False
     it = iter(args)
     try:
         for arg in it:

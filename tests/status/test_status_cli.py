@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from publishing_helpers import config_text
 
 from keyward.cli.app import cli
-from keyward.cli.status import CLEAR, watch
+from keyward.cli.status_screen import CLEAR, watch
 from support.fakes import fake_auth_key
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,189 @@
+"""The status screen: `keyward status` without --json, and the redraw loop of --watch.
+
+`render` turns the dict of `keyward.status.build_status` into text: per pool a header with the
+current key and why it was chosen, one block per project with a bar per limit, the keys table, and
+the warnings last, where the eye ends. It reads only the dict, so what the text says and what
+`--json` says never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from keyward.cli.render import span, table
+
+BAR_WIDTH = 10
+RED, YELLOW, GREEN, BOLD, RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def _t(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _clock(value: str | None, now: datetime) -> str:
+    ts = _t(value)
+    if ts is None:
+        return "-"
+    fmt = "%H:%M UTC" if ts.date() == now.astimezone(timezone.utc).date() else "%Y-%m-%d %H:%M UTC"
+    return ts.strftime(fmt)
+
+
+def _in(value: str | None, now: datetime) -> str:
+    ts = _t(value)
+    if ts is None:
+        return "-"
+    delta = ts - now
+    return f"in {span(delta)}" if delta.total_seconds() >= 0 else f"{span(-delta)} ago"
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    ts = _t(value)
+    return "-" if ts is None else span(max(now - ts, now - now))
+
+
+def bar(name: str, used: int, limit: int | None) -> str:
+    """`RPM [#####.....] 5/10`; without a known limit `RPM 5 (no limit known)`."""
+    if limit is None:
+        return f"{name} {used} (no limit known)"
+    filled = BAR_WIDTH if limit == 0 else min(BAR_WIDTH, round(BAR_WIDTH * used / limit))
+    return f"{name} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {used}/{limit}"
+
+
+class _Paint:
+    def __init__(self, color: bool):
+        self.color = color
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"{code}{text}{RESET}" if self.color else text
+
+
+def render(status: dict[str, Any], now: datetime, color: bool = False) -> str:
+    """Return the status screen for `status` (a build_status dict) as seen at `now`."""
+    paint = _Paint(color)
+    lines = [paint(f"keyward status at {now.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC", BOLD)]
+    d = status["daemon"]
+    if d["running"]:
+        lines.append(f"daemon: running (pid {d['pid']} on {d['host']}, keyward {d['version']}, "
+                     f"heartbeat {d['heartbeat_age_s']}s ago)")
+    elif d["stale"]:
+        lines.append(paint(f"daemon: NOT RESPONDING (last heartbeat {d['heartbeat_age_s']}s ago, "
+                           f"pid {d['pid']} on {d['host']})", RED))
+    elif d.get("stopped_at"):
+        lines.append(paint(f"daemon: NOT RUNNING (stopped cleanly at {d['stopped_at']})", RED))
+    else:
+        lines.append(paint("daemon: NOT RUNNING", RED))
+    projects = {p["project_id"]: p for p in status["projects"]}
+    for pool in status["pools"]:
+        lines += [""] + _pool(pool, projects, now, paint)
+    keys = [(p["project_id"], k) for p in status["projects"] for k in p["keys"]]
+    if keys:
+        lines += ["", paint("KEYS", BOLD), table(
+            ["PROJECT", "KEY ID", "KIND", "STATE", "KEY", "AGE", "ROTATE", "GRACE UNTIL", ""],
+            [(pid, k["key_id"], k["kind"], k["state"], k["masked"], span_s(k["age_s"]),
+              _in(k["rotate_after"], now), _clock(k["grace_until"], now), "current" if k["current"] else "")
+             for pid, k in keys])]
+    if status["warnings"]:
+        lines += ["", paint(f"WARNINGS ({len(status['warnings'])})", BOLD)]
+        for w in status["warnings"]:
+            mark = paint("error:", RED) if w["level"] == "error" else paint("warning:", YELLOW)
+            lines.append(f"  {mark} {w['message']}")
+    else:
+        lines += ["", paint("no warnings", GREEN)]
+    return "\n".join(lines) + "\n"
+
+
+def span_s(seconds: int) -> str:
+    from datetime import timedelta
+
+    return span(timedelta(seconds=seconds))
+
+
+def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: _Paint) -> list[str]:
+    out = [paint(f"POOL {pool['name']}", BOLD) + f"  model {pool['model']}  margin {pool['margin'] * 100:.0f}%"]
+    cur = pool["current"]
+    if cur is None:
+        out.append(paint("  current: none published", RED))
+    else:
+        out.append(f"  current: {cur['key_id']} {cur['masked'] or '-'} of {cur['project_id'] or '-'} "
+                   f"since {_clock(cur['since'], now)} ({_ago(cur['since'], now)})")
+        out.append(f"  why: {cur['reason']}")
+    if pool["all_exhausted"]:
+        out.append(paint("  ALL PROJECTS EXHAUSTED: the least-bad key stays published", RED))
+    out.append("  sinks: " + ("; ".join(pool["sinks"]) or "none"))
+    for project_id in pool["projects"]:
+        p = projects.get(project_id)
+        if p is not None:
+            out += _project(p, cur, now, paint)
+    return out
+
+
+def _project(p: dict[str, Any], cur: dict[str, Any] | None, now: datetime, paint: _Paint) -> list[str]:
+    mark = "*" if cur and cur["project_id"] == p["project_id"] else " "
+    load = "no quota for the model" if p["no_quota"] else (
+        "load -" if p["load"] is None else f"load {p['load'] * 100:.0f}%")
+    source = f"limits from {p['limit_source']}" if p["limit_source"] else "no limits known"
+    head = f"  {mark} {p['project_id']}  {load}  ({source}{', managed' if p['managed'] else ''})"
+    u = p["usage"]
+    bars = "      " + "  ".join(bar(n.upper(), u[n]["used"], u[n]["limit"]) for n in ("rpm", "tpm", "rpd"))
+    bars += f"  day resets {_in(p['rpd_reset_at'], now)}"
+    out = [head, bars]
+    if p["exhausted"]:
+        out.append(paint(f"      exhausted until {_clock(p['exhausted_until'], now)} "
+                         f"({p['exhausted_scope']})", YELLOW))
+    return out
+
+
+def _echo_raw(text: str) -> None:
+    import sys
+
+    # Keep the clear-screen codes; the frame has color only if asked for.
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def watch(draw: Callable[[], str], interval: float, *, iterations: int | None = None,
+          echo: Callable[[str], None] = _echo_raw, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Clear the screen and draw every `interval` seconds until Ctrl-C (or `iterations` draws)."""
+    count = 0
+    try:
+        while iterations is None or count < iterations:
+            echo(CLEAR + draw())
+            count += 1
+            if iterations is None or count < iterations:
+                sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def screen(text: str, color: bool) -> str:
+    """Render the status JSON text as the screen, as of the moment it was generated."""
+    data = json.loads(text)
+    return render(data, datetime.fromisoformat(data["generated_at"]), color=color).rstrip("\n")
+
+
+def from_daemon(config_path: str | None) -> str | None:
+    """The running daemon's status JSON, or None when none answers."""
+    from keyward.published import light_config
+    from keyward.status_socket import fetch
+
+    found = light_config(config_path)
+    return None if found is None else fetch(found[1])
+
+
+def fast_main(args: list[str], config_path: str | None = None) -> int | None:
+    """`keyward status [--json]` answered by the daemon without importing click; None = slow path."""
+    import sys
+
+    if not set(args) <= {"--json", "--color", "--no-color"}:
+        return None
+    text = from_daemon(config_path)
+    if text is None:
+        return None
+    color = "--color" in args or ("--no-color" not in args and sys.stdout.isatty())
+    sys.stdout.write((text if "--json" in args else screen(text, color)) + "\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from keyward import inventory
+from keyward.config import load_config
+from keyward.context import Context
+from keyward.status_socket import StatusServer, fetch, socket_path
+from support.fakes import fake_auth_key
+
+
+def _world(tmp_path: Path) -> tuple[Context, dict[str, str]]:
+    env = {"KEYWARD_STATE_DIR": str(tmp_path / "state"), "KEYWARD_RUNTIME_DIR": str(tmp_path / "run"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    ctx = Context(load_config(None, env=env))
+    inventory.add_project(ctx, "alpha-project-1")
+    return ctx, env
+
+
+def test_fetch_when_daemon_serves_status_returns_the_json_of_now(tmp_path):
+    ctx, _ = _world(tmp_path)
+    secret = fake_auth_key()
+    inventory.add_key(ctx, "alpha-project-1", secret)
+    server = StatusServer(lambda: ctx, socket_path(ctx.config.runtime_dir)).start()
+    try:
+        text = fetch(ctx.config.runtime_dir)
+        assert text is not None and secret not in text
+        data = json.loads(text)
+        assert data["schema_version"] == 1
+        assert [p["project_id"] for p in data["projects"]] == ["alpha-project-1"]
+        inventory.add_project(ctx, "bravo-project-2")  # nothing cached: the next answer sees it
+        assert len(json.loads(fetch(ctx.config.runtime_dir))["projects"]) == 2
+    finally:
+        server.stop()
+        ctx.close()
+    assert fetch(tmp_path / "run") is None and not os.path.exists(socket_path(tmp_path / "run"))
+
+
+def test_status_command_when_daemon_answers_imports_no_sqlalchemy(tmp_path):
+    ctx, env = _world(tmp_path)
+    server = StatusServer(lambda: ctx, socket_path(ctx.config.runtime_dir)).start()
+    probe = ("import sys\nfrom keyward.cli import main\ntry:\n    main(['status', '--json'])\nexcept SystemExit:\n"
+             "    pass\nsys.stderr.write(repr([m for m in ('click', 'sqlalchemy') if m in sys.modules]))\n")
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env={**os.environ, **env}, timeout=60)
+        screen = subprocess.run([sys.executable, "-m", "keyward", "status", "--no-color"], capture_output=True,
+                                text=True, env={**os.environ, **env}, timeout=60)
+    finally:
+        server.stop()
+        ctx.close()
+    assert result.stderr == "[]"
+    assert json.loads(result.stdout)["projects"][0]["project_id"] == "alpha-project-1"
+    assert screen.returncode == 0 and "alpha-project-1" in screen.stdout
+
+
+def test_status_command_when_no_daemon_builds_it_from_the_database(tmp_path):
+    ctx, env = _world(tmp_path)
+    ctx.close()
+    result = subprocess.run([sys.executable, "-m", "keyward", "status", "--json"], capture_output=True,
+                            text=True, env={**os.environ, **env}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["projects"][0]["project_id"] == "alpha-project-1"
+    assert data["daemon"]["running"] is False
