@@ -65,3 +65,28 @@ def kw_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         monkeypatch.delenv(name, raising=False)
     return env
 
+
+
+@pytest.fixture(scope="module")
+def emulator_server():
+    """One emulator of Google's APIs per test module, over real HTTP; tests reset it via `emulated`."""
+    from keyward.emulator import Emulator
+
+    emu = Emulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emulated(emulator_server, monkeypatch):
+    """Return `setup(projects, limits)`: reset the emulator, add the projects ({id: number}) with those
+    limits, point keyward at it (KEYWARD_GOOGLE_EMULATOR_HOST), and return it."""
+
+    def setup(projects: dict[str, str], limits: dict | None = None):
+        emulator_server.reset()
+        for project_id, number in projects.items():
+            emulator_server.add_project(project_id, number, limits=limits)
+        monkeypatch.setenv("KEYWARD_GOOGLE_EMULATOR_HOST", emulator_server.address)
+        return emulator_server
+
+    return setup

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -56,20 +58,27 @@ def db() -> None:
     """Upgrade or inspect the database schema."""
 
 
+@contextmanager
+def _engine(inv: Invocation) -> Iterator:
+    """The configured database, opened without the automatic upgrade every other command does."""
+    from keyward.config import find_config_path, load_config
+    from keyward.storage.engine import make_engine
+
+    engine = make_engine(load_config(find_config_path(inv.config_path)).database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @db.command("upgrade")
 @pass_invocation
 def upgrade(inv: Invocation) -> None:
     """Apply every pending schema migration."""
-    from keyward.config import find_config_path, load_config
     from keyward.storage import migrate
-    from keyward.storage.engine import make_engine
 
-    cfg = load_config(find_config_path(inv.config_path))
-    engine = make_engine(cfg.database_url)
-    try:
+    with _engine(inv) as engine:
         before, after = migrate.run_upgrade(engine)
-    finally:
-        engine.dispose()
     if before == after:
         click.echo(f"database already at revision {after}")
     else:
@@ -80,15 +89,9 @@ def upgrade(inv: Invocation) -> None:
 @pass_invocation
 def db_status(inv: Invocation) -> None:
     """Show the database's schema revision and this keyward's."""
-    from keyward.config import find_config_path, load_config
     from keyward.storage import migrate
-    from keyward.storage.engine import make_engine
 
-    cfg = load_config(find_config_path(inv.config_path))
-    engine = make_engine(cfg.database_url)
-    try:
+    with _engine(inv) as engine:
         current, head = migrate.status(engine)
-    finally:
-        engine.dispose()
     state = "up to date" if current == head else "needs `keyward db upgrade`"
     click.echo(f"database revision: {current or 'empty'}; this keyward: {head} ({state})")

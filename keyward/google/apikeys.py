@@ -19,7 +19,7 @@ from typing import Any
 from keyward import keystrings
 from keyward.errors import GoogleError, Transient, UsageError
 from keyward.google.errors import from_status, status_from_operation
-from keyward.google.transport import DEFAULT_TIMEOUT, Caller, build_api
+from keyward.google.transport import DEFAULT_TIMEOUT, DiscoveryClient
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +59,19 @@ def project_of(name: str) -> str | None:
     return found.group(1) if found else None
 
 
-class ApiKeysClient:
+class ApiKeysClient(DiscoveryClient):
     """A small client for API Keys v2; pass `api` (a built Resource) to aim it elsewhere."""
+
+    API = ("apikeys", "v2")
 
     def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
                  operation_timeout: float = 120.0, poll_interval: float = 1.0,
                  timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[int, float, Transient], None] | None = None):
-        self._credentials = credentials
-        self._api = api
-        self._timeout = timeout
+        super().__init__(credentials, api, retry_budget=retry_budget, timeout=timeout, sleep=sleep,
+                         on_retry=on_retry)
         self.operation_timeout = operation_timeout
         self.poll_interval = poll_interval
-        self._sleep = sleep
-        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
-
-    @property
-    def api(self) -> Any:
-        if self._api is None:
-            self._api = build_api("apikeys", "v2", self._credentials, timeout=self._timeout)
-        return self._api
 
     def _keys(self) -> Any:
         return self.api.projects().locations().keys()

@@ -9,16 +9,15 @@ minutes. Monitoring lags a few minutes, so the newest minutes may still grow on 
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from keyward.errors import Transient, UsageError
 from keyward.google.timefmt import MINUTE, floor_minute, parse_rfc3339, to_rfc3339
-from keyward.google.transport import DEFAULT_TIMEOUT, Caller, build_api
+from keyward.google.transport import DiscoveryClient
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +48,10 @@ class QuotaPoint:
     value: int
 
 
-class MonitoringClient:
+class MonitoringClient(DiscoveryClient):
     """A small client for Cloud Monitoring's timeSeries.list; pass `api` to aim it elsewhere."""
 
-    def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
-                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[int, float, Transient], None] | None = None):
-        self._credentials = credentials
-        self._api = api
-        self._timeout = timeout
-        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
-
-    @property
-    def api(self) -> Any:
-        if self._api is None:
-            self._api = build_api("monitoring", "v3", self._credentials, timeout=self._timeout)
-        return self._api
+    API = ("monitoring", "v3")
 
     def request_counts(self, project: str, start: datetime, end: datetime) -> list[RequestPoint]:
         """Return Gemini request counts per minute in [start, end), by key, method and code.

@@ -9,12 +9,10 @@ naming the model, and `effectiveLimit` an int64 string where -1 means unlimited.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from keyward.errors import Transient
-from keyward.google.transport import DEFAULT_TIMEOUT, Caller, build_api
+from keyward.google.transport import DiscoveryClient
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +21,10 @@ ALL_MODELS = "*"  # a bucket without a model dimension: the default for every mo
 PAGE_SIZE = 100
 
 
-class ServiceUsageClient:
+class ServiceUsageClient(DiscoveryClient):
     """A small client for consumer quota metrics; pass `api` to aim it elsewhere."""
 
-    def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
-                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[int, float, Transient], None] | None = None):
-        self._credentials = credentials
-        self._api = api
-        self._timeout = timeout
-        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
-
-    @property
-    def api(self) -> Any:
-        if self._api is None:
-            self._api = build_api("serviceusage", "v1beta1", self._credentials,
-                                  timeout=self._timeout)
-        return self._api
+    API = ("serviceusage", "v1beta1")
 
     def quota_metrics(self, project: str, service: str = GEMINI_SERVICE) -> list[dict[str, Any]]:
         """Return every ConsumerQuotaMetric of `service` in `project` (all pages)."""

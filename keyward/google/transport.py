@@ -129,3 +129,25 @@ class RedactKeyStrings(logging.Filter):
 
 for _name in ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model"):
     logging.getLogger(_name).addFilter(RedactKeyStrings())
+
+
+class DiscoveryClient:
+    """Base of keyward's small Google clients: credentials, an optional prebuilt API object (tests and
+    other endpoints pass one), the retry policy, and the API built on first use."""
+
+    API: tuple[str, str]  # (discovery name, version), e.g. ("apikeys", "v2")
+
+    def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
+                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[int, float, Transient], None] | None = None):
+        self._credentials = credentials
+        self._api = api
+        self._timeout = timeout
+        self._sleep = sleep
+        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            self._api = build_api(*self.API, self._credentials, timeout=self._timeout)
+        return self._api

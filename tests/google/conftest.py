@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from keyward.google.endpoints import ENV_VAR
 
 PROJECT = "alpha"
 NUMBER = "111111111111"
@@ -26,22 +25,10 @@ class FakeSleep:
         return sum(self.calls)
 
 
-@pytest.fixture(scope="module")
-def emulator_server():
-    from keyward.emulator import Emulator
-
-    emu = Emulator().start()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
-def emu(emulator_server, monkeypatch):
+def emu(emulated):
     """The emulator, reset, with project alpha, and keyward pointed at it."""
-    emulator_server.reset()
-    emulator_server.add_project(PROJECT, NUMBER, limits=LIMITS)
-    monkeypatch.setenv(ENV_VAR, emulator_server.address)
-    return emulator_server
+    return emulated({PROJECT: NUMBER}, LIMITS)
 
 
 @pytest.fixture

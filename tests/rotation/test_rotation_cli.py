@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from keyward.cli.app import cli
 from keyward.context import Context
 
-from conftest import config_text
+from rotation_world import config_text
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from keyward.storage import store as q
 from keyward.storage.models import Event, Rotation
 from sqlalchemy import select
 
-from conftest import START, sa
+from rotation_world import START, sa
 
 
 def keys_of(ctx, project):

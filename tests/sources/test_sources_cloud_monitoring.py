@@ -9,7 +9,6 @@ from sources_contract import PROJECT, UsageSourceContract
 
 from keyward.errors import ConfigError
 from keyward.google import gemini
-from keyward.google.endpoints import ENV_VAR
 from keyward.google.monitoring import MonitoringClient
 from keyward.sources import SOURCES, build_source
 from keyward.sources.cloud_monitoring import CloudMonitoringSource, counts_against_quota
@@ -17,23 +16,11 @@ from keyward.sources.cloud_monitoring import CloudMonitoringSource, counts_again
 MODEL = "gemini-2.5-flash"
 
 
-@pytest.fixture(scope="module")
-def emulator_server():
-    from keyward.emulator import Emulator
-
-    emu = Emulator().start()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
-def emu(emulator_server, monkeypatch):
-    emulator_server.reset()
-    emulator_server.monitoring_lag_seconds = 0
-    emulator_server.add_project(PROJECT, "111111111111",
-                                limits={MODEL: {"rpm": 100, "tpm": 100000, "rpd": 1000}})
-    monkeypatch.setenv(ENV_VAR, emulator_server.address)
-    return emulator_server
+def emu(emulated):
+    emu = emulated({PROJECT: "111111111111"}, {MODEL: {"rpm": 100, "tpm": 100000, "rpd": 1000}})
+    emu.monitoring_lag_seconds = 0
+    return emu
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from usage_world import MODEL, POOL, make_world
 
 from keyward.google import gemini
-from keyward.google.endpoints import ENV_VAR
 from keyward.google.monitoring import MonitoringClient
 from keyward.sources.cloud_monitoring import CloudMonitoringSource
 from keyward.storage import store as q
@@ -21,23 +20,11 @@ PROJECTS = {"alpha-one": ("alpha-one", "111111111111"), "beta-two": ("beta-two",
 LIMITS = {MODEL: {"rpm": 100, "tpm": 100000, "rpd": 1000}}
 
 
-@pytest.fixture(scope="module")
-def emulator_server():
-    from keyward.emulator import Emulator
-
-    emu = Emulator().start()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
-def emu(emulator_server, monkeypatch):
-    emulator_server.reset()
-    emulator_server.monitoring_lag_seconds = 0
-    for project_id, number in PROJECTS.values():
-        emulator_server.add_project(project_id, number, limits=LIMITS)
-    monkeypatch.setenv(ENV_VAR, emulator_server.address)
-    return emulator_server
+def emu(emulated):
+    emu = emulated(dict(PROJECTS.values()), LIMITS)
+    emu.monitoring_lag_seconds = 0
+    return emu
 
 
 @pytest.fixture
