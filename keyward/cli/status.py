@@ -7,6 +7,8 @@ take a fast path that never imports click (keyward.cli.status_screen.fast_main).
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from keyward.cli.app import Invocation, pass_invocation
@@ -26,7 +28,7 @@ def status(inv: Invocation, as_json: bool, watch_seconds: float | None, color: b
            iterations: int | None) -> None:
     """Show pools, projects, quota, keys and health (no Google calls)."""
     if color is None:
-        color = click.get_text_stream("stdout").isatty()
+        color = sys.stdout.isatty()
     config_path = inv.config_path
 
     def draw() -> str:
