@@ -11,13 +11,24 @@ import threading
 from typing import Any
 
 from keyward.emulator.control import Emulator
+from keyward.errors import UsageError
 
 
 def apply_seed(emu: Emulator, seed: dict[str, Any]) -> None:
     """Load projects, keys and settings from a seed dict shaped like the admin bodies:
     {"projects": [{projectId, number, limits?}], "keys": [{projectId, kind?, displayName?,
     serviceAccount?}], "settings": {operationPolls?, rejectStandardKeys?, monitoringLagSeconds?}}.
+
+    Raise UsageError naming the entry when the seed is not of that shape.
     """
+    try:
+        _apply(emu, seed)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"emulator seed: {exc.__class__.__name__} {exc} (expected {{\"projects\": "
+                         "[{\"projectId\": …, \"number\": …}], \"keys\": [...], \"settings\": {...}})") from None
+
+
+def _apply(emu: Emulator, seed: dict[str, Any]) -> None:
     for project in seed.get("projects", []):
         emu.add_project(project["projectId"], str(project["number"]), project.get("limits"))
     for key in seed.get("keys", []):
