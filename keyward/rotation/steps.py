@@ -238,6 +238,8 @@ class Runner:
                 extra = f"; next attempt after {project.rotation_backoff_until:%Y-%m-%d %H:%M} UTC"
             q.journal(s, "rotation.failed", message + extra, level="error", project=snap.project_id,
                       key_id=snap.new_key_id, now=now)
+            log.error("rotation of project %s failed: %s%s", snap.project_id, message, extra,
+                      extra={"project": snap.project_id, "key_id": snap.new_key_id})
         crash_point("failed")
 
     # -- step 4: promote and publish ------------------------------------------------------
@@ -291,5 +293,8 @@ class Runner:
                           + ("publish failed, retried by the publisher" if warnings else "published"),
                           level="warning" if warnings else "info", project=snap.project_id,
                           pool=snap.pool, key_id=snap.new_key_id, now=now)
+                log.info("rotated project %s (%s): key %s replaces %s", snap.project_id, snap.reason,
+                         snap.new_key_id, snap.old_key_id or "nothing",
+                         extra={"project": snap.project_id, "pool": snap.pool, "key_id": snap.new_key_id})
         crash_point("done")
         return warnings
