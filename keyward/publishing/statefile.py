@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from keyward.atomicfile import AtomicWriteError, remove_temp_files, replace_file
 from keyward.client import published_state_path
 from keyward.errors import PublishError
 
@@ -42,40 +41,15 @@ def write_state(runtime_dir: Path, pool: str, state: dict[str, Any]) -> bool:
         pass
     try:
         runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=runtime_dir)
     except OSError as exc:
-        raise PublishError(f"state file {path}: cannot create a file in {runtime_dir}: {exc.strerror}") from None
+        raise PublishError(f"state file {path}: cannot create {runtime_dir}: {exc.strerror}") from None
     try:
-        try:
-            os.fchmod(fd, STATE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise PublishError(f"state file {path}: cannot write it: {exc.strerror}") from None
+        replace_file(path, data, mode=STATE_MODE, temp_prefix=TEMP_PREFIX)
+    except AtomicWriteError as exc:
+        raise PublishError(f"state file {path}: cannot {exc.step}: {exc.strerror}") from None
     return True
 
 
 def cleanup_state_temp_files(runtime_dir: Path) -> int:
     """Remove temp files a crashed writer left in `runtime_dir`; return how many."""
-    try:
-        names = os.listdir(runtime_dir)
-    except OSError:
-        return 0
-    removed = 0
-    for name in names:
-        if name.startswith(TEMP_PREFIX):
-            try:
-                os.unlink(runtime_dir / name)
-                removed += 1
-            except OSError:
-                pass
-    return removed
+    return remove_temp_files(runtime_dir, TEMP_PREFIX)

@@ -100,50 +100,16 @@ class FileSink(Sink):
         """Replace the file with one holding `secret`; raise PublishError and keep the old file on failure."""
         if not secret or any(c.isspace() for c in secret):
             raise PublishError(f"{self.describe()}: refusing a key that is empty or contains whitespace")
-        import tempfile
+        from keyward.atomicfile import AtomicWriteError, replace_file
 
         gid = self._gid()
         self._ensure_parent(gid)
-        parent = self.parent
         try:
-            fd, temp = tempfile.mkstemp(prefix=self._temp_prefix, dir=parent)
-        except OSError as exc:
-            raise PublishError(f"{self.describe()}: cannot create a file in {parent}: {exc.strerror}") from None
-        step = "write it"
-        try:
-            try:
-                if gid != -1:
-                    step = f"give it group {self.group}"
-                    os.fchown(fd, -1, gid)
-                    step = "write it"
-                os.fchmod(fd, self.mode)
-                data = memoryview(self._render(secret))
-                while data:
-                    data = data[os.write(fd, data):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise PublishError(f"{self.describe()}: cannot {step}: {exc.strerror}") from None
-        self._fsync_dir(parent)
+            replace_file(self.path, self._render(secret), mode=self.mode, temp_prefix=self._temp_prefix,
+                         gid=gid, group_name=self.group)
+        except AtomicWriteError as exc:
+            raise PublishError(f"{self.describe()}: cannot {exc.step}: {exc.strerror}") from None
         log.debug("published key %s to %s", key_id, self.describe())
-
-    @staticmethod
-    def _fsync_dir(parent: str) -> None:
-        # The rename is done and visible; the directory fsync only makes it survive a power loss.
-        try:
-            dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            log.warning("could not fsync directory %s: %s", parent, exc.strerror)
 
     def read(self) -> str | None:
         try:
@@ -162,16 +128,6 @@ class FileSink(Sink):
 
     def cleanup_stale_temp_files(self) -> int:
         """Remove temp files a crashed writer of this sink left behind; return how many were removed."""
-        removed = 0
-        try:
-            names = os.listdir(self.parent)
-        except FileNotFoundError:
-            return 0
-        for name in names:
-            if name.startswith(self._temp_prefix):
-                try:
-                    os.unlink(os.path.join(self.parent, name))
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
+        from keyward.atomicfile import remove_temp_files
+
+        return remove_temp_files(self.parent, self._temp_prefix)

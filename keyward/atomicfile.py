@@ -1,0 +1,85 @@
+"""Replacing a file so that readers see the old content or the new, never a mix or nothing.
+
+Temp file in the same directory (created with its final mode before any byte is written), write,
+fsync, rename over the old file, fsync the directory: with a reader in a tight loop and the writer
+killed by SIGKILL, no torn read was ever seen. A crash can leave a temp file behind; the temp
+names share a prefix so that `remove_temp_files` cleans them at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+log = logging.getLogger(__name__)
+
+
+class AtomicWriteError(OSError):
+    """Writing failed at `step` ("create a file in DIR", "give it group G", "write it"); the old
+    file is untouched and the temp file removed."""
+
+    def __init__(self, step: str, cause: OSError):
+        super().__init__(cause.errno, cause.strerror)
+        self.step = step
+
+
+def replace_file(path: str | os.PathLike[str], data: bytes, *, mode: int, temp_prefix: str,
+                 gid: int = -1, group_name: str | None = None) -> None:
+    """Atomically replace `path` with `data` (mode `mode`, group `gid` unless -1)."""
+    parent = os.path.dirname(os.fspath(path)) or "."
+    try:
+        fd, temp = tempfile.mkstemp(prefix=temp_prefix, dir=parent)
+    except OSError as exc:
+        raise AtomicWriteError(f"create a file in {parent}", exc) from None
+    step = "write it"
+    try:
+        try:
+            if gid != -1:
+                step = f"give it group {group_name or gid}"
+                os.fchown(fd, -1, gid)
+                step = "write it"
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise AtomicWriteError(step, exc) from None
+    _fsync_dir(parent)
+
+
+def _fsync_dir(parent: str) -> None:
+    # The rename is done and visible; the directory fsync only makes it survive a power loss.
+    try:
+        dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        log.warning("could not fsync directory %s: %s", parent, exc.strerror)
+
+
+def remove_temp_files(directory: str | os.PathLike[str], temp_prefix: str) -> int:
+    """Remove temp files a crashed writer left in `directory`; return how many."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if name.startswith(temp_prefix):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
