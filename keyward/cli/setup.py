@@ -10,7 +10,7 @@ from typing import Iterator
 import click
 
 from keyward.cli.app import Invocation, pass_invocation
-from keyward.errors import UsageError
+from keyward.errors import KeywardError, UsageError
 
 
 @click.command()
@@ -27,12 +27,16 @@ def init(target: Path | None, force: bool) -> None:
         target = SYSTEM_CONFIG if os.geteuid() == 0 else user_config_path()
     if target.exists() and not force:
         raise UsageError(f"{target} exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o640)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(example_config(runtime_dir=load_config(None).runtime_dir))
-    os.replace(tmp, target)
+    from keyward.atomicfile import AtomicWriteError, replace_file
+
+    text = example_config(runtime_dir=load_config(None).runtime_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        replace_file(target, text.encode(), mode=0o640, temp_prefix=f".{target.name}.")
+    except AtomicWriteError as exc:
+        raise KeywardError(f"{target}: cannot {exc.step}: {exc.strerror}") from None
+    except OSError as exc:
+        raise KeywardError(f"{target.parent}: cannot create the directory: {exc.strerror}") from None
     click.echo(f"wrote {target}; check it with `keyward --config {target} config validate`")
 
 

@@ -183,3 +183,10 @@ def test_installed_entry_point_when_run_as_subprocess_works_with_exit_codes(kw_e
                            capture_output=True, text=True, env=env, timeout=60)
     assert added.returncode == 0, added.stderr
     assert secret not in added.stdout + added.stderr
+
+
+def test_init_when_directory_cannot_be_created_exits_1_naming_it(run, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run("init", "--path", str(blocker / "keyward.toml"))
+    assert result.exit_code == 1 and str(blocker) in result.output and "Traceback" not in result.output
