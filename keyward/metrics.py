@@ -8,6 +8,7 @@ key string. `prometheus_client` is optional (`pip install 'keyward[metrics]'`).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from keyward.errors import UsageError
@@ -37,6 +38,7 @@ class StatusCollector:
         status = build_status(ctx)
         with ctx.store.read() as s:
             rotations = q.rotation_outcomes(s)
+            errors = q.error_counts(s, ctx.now() - timedelta(hours=24))
 
         load = GaugeMetricFamily("keyward_project_load", "Highest used/limit fraction of RPM, TPM and RPD",
                                  labels=["pool", "project", "model"])
@@ -73,6 +75,10 @@ class StatusCollector:
                                       labels=["outcome", "reason"])
         for (outcome, reason), count in sorted(rotations.items()):
             rotated.add_metric([outcome, reason], count)
+        failures = GaugeMetricFamily("keyward_errors_last_24h", "Error events in the journal in the last 24 h, "
+                                     "by kind (rotation.failed, publish.failed, key.invalid, …)", labels=["kind"])
+        for kind, count in sorted(errors.items()):
+            failures.add_metric([kind], count)
         warnings = GaugeMetricFamily("keyward_warnings", "Warnings keyward status shows, by code", labels=["code"])
         codes: dict[str, int] = {}
         for w in status["warnings"]:
@@ -82,7 +88,8 @@ class StatusCollector:
         daemon_up = GaugeMetricFamily("keyward_daemon_heartbeat_age_seconds", "Seconds since the last heartbeat")
         if status["daemon"]["heartbeat_age_s"] is not None:
             daemon_up.add_metric([], status["daemon"]["heartbeat_age_s"])
-        yield from (load, used, limit, exhausted, key_age, current, all_exhausted, rotated, warnings, daemon_up)
+        yield from (load, used, limit, exhausted, key_age, current, all_exhausted, rotated, failures, warnings,
+                    daemon_up)
 
 
 class MetricsServer:

@@ -309,6 +309,16 @@ def rotation_outcomes(s: Session) -> dict[tuple[str, str], int]:
     return {(outcome, reason): count for outcome, reason, count in rows}
 
 
+def error_counts(s: Session, since: datetime) -> dict[str, int]:
+    """Count error-level journal events since `since`, by kind, for metrics."""
+    from sqlalchemy import func
+
+    rows = s.execute(
+        select(Event.kind, func.count()).where(Event.level == "error", Event.at >= since).group_by(Event.kind)
+    ).all()
+    return {kind: count for kind, count in rows}
+
+
 def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> None:
     row = s.get(Meta, name)
     if row is None:
