@@ -59,7 +59,9 @@ class Daemon:
 
         config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = DaemonLock(config.daemon.lock_file or config.state_dir / "keyward.lock").acquire()
+        lock_path = config.daemon.lock_file or config.state_dir / "keyward.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = DaemonLock(lock_path).acquire()
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)

@@ -88,9 +88,10 @@ _EXAMPLE = '''\
 # ingest_tcp = "127.0.0.1:8710"
 # Prometheus metrics, on a loopback address only. Off unless set.
 # metrics = "127.0.0.1:9464"
-# One daemon per state directory: a second one exits. Rotations need no lock (each step is a
-# compare-and-set on its journal row). Default: state_dir/keyward.lock.
-# lock_file = "/var/lib/keyward/keyward.lock"
+# One daemon per database on this host: a second one exits. Rotations need no lock (each step is
+# a compare-and-set on its journal row). Default: beside a SQLite database file (its path +
+# ".lock"), else state_dir/keyward.lock.
+# lock_file = "/var/lib/keyward/keyward.db.lock"
 
 [google]
 # A service-account JSON key file. Default: $CREDENTIALS_DIRECTORY/google.json when systemd

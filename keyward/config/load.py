@@ -134,7 +134,7 @@ def _build(document: dict, env: Mapping[str, str], sink_types: Collection[str], 
     if "ingest_socket" not in given["daemon"]:
         derived["ingest_socket"] = runtime_dir / "ingest.sock"
     if "lock_file" not in given["daemon"]:
-        derived["lock_file"] = state_dir / "keyward.lock"
+        derived["lock_file"] = _default_lock_file(database_url, state_dir)
     sections["daemon"] = daemon = dataclasses.replace(daemon, **derived)
     if daemon.ingest_tcp and daemon.ingest_tcp == daemon.metrics:
         problems.add(("daemon", "metrics"), f"{daemon.metrics!r} is also daemon.ingest_tcp: use two ports")
@@ -180,3 +180,13 @@ def _format_problems(problems: Problems, name: str | None, text: str) -> list[st
         rows.append((line or 0, f"{where}:{at}: {message}" if at else f"{where}: {message}"))
     rows.sort(key=lambda row: row[0])
     return [row[1] for row in rows]
+
+
+def _default_lock_file(database_url: str, state_dir: Path) -> Path:
+    """One daemon per database on a host: a SQLite database's lock sits beside the file, so two
+    state directories pointing at one database still exclude each other; other databases lock
+    the state directory."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and database_url[len(prefix):] not in ("", ":memory:"):
+        return Path(database_url[len(prefix):].split("?", 1)[0] + ".lock")
+    return state_dir / "keyward.lock"

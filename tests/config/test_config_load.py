@@ -25,7 +25,7 @@ def test_load_config_when_no_file_uses_defaults(env, user):
     assert config.rotation.min_age == timedelta(days=7) and config.rotation.max_age == timedelta(days=15)
     assert config.selection.margin == 0.10
     assert config.daemon.ingest_socket == state / "run" / "ingest.sock"
-    assert config.daemon.lock_file == state / "keyward.lock"
+    assert config.daemon.lock_file == state / "keyward.db.lock"  # beside the SQLite file
     assert config.daemon.ingest_tcp is None and config.daemon.metrics is None
     assert config.google.credentials is None
     assert config.projects == {}

@@ -223,3 +223,20 @@ def test_sigterm_during_slow_rotation_stops_in_time_and_next_start_converges(tmp
     known = {name for state in states.values() for _, _, name in state if name}
     assert live <= known, "a key at Google that keyward does not know was left behind"
     assert emu.key_string_valid(_published(tmp_path))
+
+
+def test_second_daemon_with_other_state_dir_on_same_sqlite_file_is_refused(tmp_path, emu, env):
+    config = write_config(tmp_path / "one", PROJECTS[:1])
+    database = Path(env["KEYWARD_STATE_DIR"]) / "keyward.db"  # where the first daemon keeps its state
+    other = write_config(tmp_path / "two", PROJECTS[:1])  # its own state and runtime dirs ...
+    other.write_text(f'database = "sqlite:///{database}"\n' + other.read_text())  # ... the same database
+    own_dirs = {k: v for k, v in env.items() if k not in ("KEYWARD_STATE_DIR", "KEYWARD_RUNTIME_DIR")}
+    first = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in first.log, 60, "the first daemon")
+        second = DaemonProcess(other, {**own_dirs, "KEYWARD_STATE_DIR": "", "KEYWARD_RUNTIME_DIR": ""})
+        assert second.wait(30) == 1, second.log
+        assert "another keyward daemon" in second.log and f"{database}.lock" in second.log
+        assert not (tmp_path / "two" / "state" / "keyward.db").exists()
+    finally:
+        first.stop()
