@@ -26,8 +26,10 @@ _PG_MIGRATION_LOCK = 0x6B657977
 
 
 def _script_location() -> str:
-    import migrations
-
+    try:
+        from keyward import migrations  # installed: the wheel maps migrations/ to keyward.migrations
+    except ImportError:  # a source checkout on sys.path without installing
+        import migrations
     return str(Path(migrations.__file__).parent)
 
 
