@@ -41,8 +41,9 @@ _KEY_RE = re.compile(r"AIza[0-9A-Za-z_-]{35}|AQ\.[0-9A-Za-z_.-]{16,}")
 # Noisy third-party loggers and the level they are held at. The discovery cache only ever warns
 # that it has no file cache; the scheduler's chatter is useful when debugging, so it is let through.
 # googleapiclient logs request URLs (lookupKey carries a key string) and, when dumping, bodies:
-# keep it quiet even under --debug, so the redacting filter is a backstop, not the protection.
-_ALWAYS_QUIET = {"googleapiclient.discovery_cache": logging.ERROR, "googleapiclient": logging.WARNING}
+# keep it quiet even under --debug, so the redacting filter is a backstop, not the protection. Its
+# warnings ("Encountered 403") only repeat errors keyward translates and reports itself.
+_ALWAYS_QUIET = {"googleapiclient.discovery_cache": logging.ERROR, "googleapiclient": logging.ERROR}
 _QUIET_UNLESS_DEBUG = {"apscheduler": logging.WARNING, "alembic": logging.WARNING}
 
 _HANDLER_MARK = "_keyward_handler"
