@@ -7,7 +7,7 @@ import sys
 import click
 
 from keyward.cli.app import Invocation, pass_invocation
-from keyward.cli.render import age, stamp, table, until
+from keyward.cli.render import age, table, until
 from keyward.errors import UsageError
 
 
@@ -145,4 +145,4 @@ def key_retire(inv: Invocation, key_id: str) -> None:
     click.echo(retire_key(inv.context(), key_id))
 
 
-__all__ = ["pool", "project", "key", "stamp"]
+__all__ = ["pool", "project", "key"]

@@ -33,7 +33,3 @@ def span(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
     return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
-
-
-def stamp(when: datetime | None) -> str:
-    return "-" if when is None else when.strftime("%Y-%m-%d %H:%M UTC")
