@@ -8,7 +8,6 @@ module costs next to nothing: the heavy parts load only on the path that needs t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -99,7 +98,3 @@ def report_error(http_status: int, body: bytes | str | dict | None, *, pool: str
     from keyward.usage.reporter import send_error
 
     send_error(http_status, body, pool=pool, key=key, key_id=key_id, model=model, config_path=config_path)
-
-
-def _env_pool() -> str:
-    return os.environ.get("KEYWARD_POOL", "default")

@@ -80,10 +80,6 @@ class Transient(GoogleError):
     retry_after: float | None = None  # seconds Google asked us to wait (RetryInfo), when it said
 
 
-class KeyRejected(GoogleError):
-    """Gemini rejected a key as invalid, of an unsupported type, or suspended."""
-
-
 class RotationError(KeywardError):
     """A rotation step failed; the journal holds where it stopped and the next run resumes there."""
 

@@ -23,7 +23,6 @@ from typing import Callable
 PLANNED, CREATING, CREATED, VERIFIED, PROMOTED, DONE, FAILED = (
     "planned", "creating", "created", "verified", "promoted", "done", "failed",
 )
-OPEN_STEPS = (PLANNED, CREATING, CREATED, VERIFIED, PROMOTED)
 
 # The step a row must be at for the move to `step` to be allowed (the compare in compare-and-set).
 REQUIRES: dict[str, tuple[str, ...]] = {
