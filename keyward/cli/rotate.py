@@ -6,7 +6,7 @@ import click
 
 from keyward.cli.app import Invocation, pass_invocation
 from keyward.cli.render import table
-from keyward.errors import PassFailed, UsageError
+from keyward.errors import PassFailed, RotationError, UsageError
 
 
 @click.command()
@@ -28,8 +28,11 @@ def rotate(inv: Invocation, project_id: str | None, all_projects: bool, force: b
         for warning in result.warnings:
             click.echo(f"{result.project_id}: warning: {warning}", err=True)
 
-    service.rotate_all(inv.context(), force=force, dry_run=dry_run,
-                       projects=[project_id] if project_id else None, on_result=show)
+    try:
+        service.rotate_all(inv.context(), force=force, dry_run=dry_run,
+                           projects=[project_id] if project_id else None, on_result=show)
+    except PassFailed as exc:  # each failure was printed above with its reason
+        raise RotationError(f"{len(exc.failures)} project(s) failed: {', '.join(sorted(exc.failures))}") from None
 
 
 @click.group()
