@@ -196,25 +196,11 @@ class ApiKeysClient(DiscoveryClient):
     def list_keys(self, project: str, show_deleted: bool = False) -> list[dict[str, Any]]:
         """Return every key of `project` (all pages); deleted ones only with `show_deleted`."""
         parent = f"projects/{project}/locations/global"
-        keys: list[dict[str, Any]] = []
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            kwargs: dict[str, Any] = {"parent": parent, "pageSize": PAGE_SIZE}
-            if show_deleted:
-                kwargs["showDeleted"] = True
-            if token:
-                kwargs["pageToken"] = token
-            page = self._caller.run(lambda: self._keys().list(**kwargs), action="list",
-                                    project=project)
-            keys.extend(k for k in page.get("keys") or [] if isinstance(k, dict))
-            token = page.get("nextPageToken") or None
-            if not token:
-                return keys
-            if token in seen:
-                raise Transient(f"listing API keys in project {project}: Google repeated a page "
-                                "token — keyward retries", reason="MALFORMED")
-            seen.add(token)
+        kwargs: dict[str, Any] = {"parent": parent, "pageSize": PAGE_SIZE}
+        if show_deleted:
+            kwargs["showDeleted"] = True
+        return list(self._pages(self._keys().list, kwargs, "keys", action="list", project=project,
+                                what="listing API keys"))
 
     def lookup_key(self, key_string: str) -> dict[str, str]:
         """Return `{"name", "parent"}` of the key holding `key_string`."""

@@ -107,22 +107,9 @@ class MonitoringClient(DiscoveryClient):
         if reducer:
             kwargs["aggregation_crossSeriesReducer"] = reducer
             kwargs["aggregation_groupByFields"] = group_by
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            page_kwargs = dict(kwargs, pageToken=token) if token else kwargs
-            page = self._caller.run(lambda: self.api.projects().timeSeries().list(**page_kwargs),
-                                    action="monitoring", project=project)
-            for series in page.get("timeSeries") or []:
-                if isinstance(series, dict):
-                    yield series
-            token = page.get("nextPageToken") or None
-            if not token:
-                return
-            if token in seen:
-                raise Transient(f"reading request counts from Cloud Monitoring in project "
-                                f"{project}: Google repeated a page token", reason="MALFORMED")
-            seen.add(token)
+        yield from self._pages(self.api.projects().timeSeries().list, kwargs, "timeSeries",
+                               action="monitoring", project=project,
+                               what="reading request counts from Cloud Monitoring")
 
 
 def _labels(obj: Any) -> dict[str, str]:

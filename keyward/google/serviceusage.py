@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from keyward.errors import Transient
 from keyward.google.transport import DiscoveryClient
 
 log = logging.getLogger(__name__)
@@ -29,24 +28,10 @@ class ServiceUsageClient(DiscoveryClient):
     def quota_metrics(self, project: str, service: str = GEMINI_SERVICE) -> list[dict[str, Any]]:
         """Return every ConsumerQuotaMetric of `service` in `project` (all pages)."""
         parent = f"projects/{project}/services/{service}"
-        metrics: list[dict[str, Any]] = []
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            kwargs: dict[str, Any] = {"parent": parent, "view": "BASIC", "pageSize": PAGE_SIZE}
-            if token:
-                kwargs["pageToken"] = token
-            page = self._caller.run(
-                lambda: self.api.services().consumerQuotaMetrics().list(**kwargs),
-                action="quota", project=project)
-            metrics.extend(m for m in page.get("metrics") or [] if isinstance(m, dict))
-            token = page.get("nextPageToken") or None
-            if not token:
-                return metrics
-            if token in seen:
-                raise Transient(f"reading Gemini quota limits in project {project}: Google "
-                                "repeated a page token", reason="MALFORMED")
-            seen.add(token)
+        return list(self._pages(self.api.services().consumerQuotaMetrics().list,
+                                {"parent": parent, "view": "BASIC", "pageSize": PAGE_SIZE}, "metrics",
+                                action="quota", project=project,
+                                what="reading Gemini quota limits"))
 
     def gemini_limits(self, project: str) -> dict[str, dict[str, int | None]]:
         """Return `{model: {"rpm": n, "tpm": n, "rpd": n}}` for Gemini in `project`.

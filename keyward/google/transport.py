@@ -151,3 +151,24 @@ class DiscoveryClient:
         if self._api is None:
             self._api = build_api(*self.API, self._credentials, timeout=self._timeout)
         return self._api
+
+    def _pages(self, request: Callable[..., Any], kwargs: dict[str, Any], field: str, *, action: str,
+               project: str | None, what: str):
+        """Yield every dict item of `field` over all pages of a list call; `request(**kwargs)` builds
+        one page's request. A page token Google repeats would loop forever: raise Transient."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page_kwargs = dict(kwargs, pageToken=token) if token else kwargs
+            page = self._caller.run(lambda: request(**page_kwargs), action=action, project=project)
+            for item in page.get(field) or []:
+                if isinstance(item, dict):
+                    yield item
+            token = page.get("nextPageToken") or None
+            if not token:
+                return
+            if token in seen:
+                raise Transient(f"{what} in project {project}: Google repeated a page token",
+                                reason="MALFORMED")
+            seen.add(token)
+
