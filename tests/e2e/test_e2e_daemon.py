@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -125,11 +128,19 @@ def test_daemon_under_notify_sends_ready_watchdog_and_stops_on_sigterm(tmp_path,
         wait_for(lambda: any("READY=1" in m for m in _drain(sock, messages)), 60, "READY=1")
         wait_for(lambda: any("WATCHDOG=1" in m for m in _drain(sock, messages)), 10, "WATCHDOG=1")
         assert _published(tmp_path), "READY=1 comes after the first pass has published a key"
+        status_sock = Path(env["KEYWARD_RUNTIME_DIR"]) / "status.sock"
+        assert status_sock.exists(), "the daemon answers keyward status over its socket"
+        shown = subprocess.run([sys.executable, "-m", "keyward", "--config", str(config), "status", "--json"],
+                               capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+        data = json.loads(shown.stdout)
+        assert data["daemon"]["running"] is True and data["daemon"]["pid"] == proc.proc.pid
+        assert sorted(p["project_id"] for p in data["projects"]) == sorted(p for p, _ in PROJECTS)
         started = time.monotonic()
         proc.signal(signal.SIGTERM)
         assert proc.wait(10) == 0, proc.log
         assert time.monotonic() - started < 10
         assert any("STOPPING=1" in m for m in _drain(sock, messages))
+        assert not status_sock.exists(), "a stopped daemon removes its status socket"
     finally:
         proc.stop()
         sock.close()
