@@ -61,6 +61,21 @@ class Context:
             self._store = store
         return self._store
 
+    def with_config(self, config: "Config") -> "Context":
+        """A Context for a reloaded configuration that shares this one's open database.
+
+        Jobs still running hold the old Context; sharing the store (rather than closing and
+        reopening it) means they keep a working database, and nothing re-syncs the old config
+        into it. A different database URL gets a Context of its own.
+        """
+        new = Context(config, clock=self.clock, env=self.env)
+        if self._store is not None and config.database_url == self.config.database_url:
+            from keyward.inventory import sync_config
+
+            sync_config(self._store, config, now=self.clock())
+            new._store = self._store
+        return new
+
     def now(self) -> datetime:
         return self.clock()
 

@@ -229,26 +229,24 @@ class Daemon:
     def _reload(self) -> None:
         """Load the configuration again; keep the old one when the new one is invalid."""
         from keyward.config import find_config_path, load_config
-        from keyward.context import Context
 
         try:
             config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
-        new_ctx = Context(config)
         try:
-            new_ctx.store  # opens, migrates and syncs the new config's projects
+            new_ctx = self.ctx.with_config(config)
+            new_ctx.store  # syncs the new config's pools and projects (opens a new database if moved)
         except Exception as exc:
-            new_ctx.close()
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
         old, self.ctx = self.ctx, new_ctx
         self._schedule(config)
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
-        # Jobs still running hold the old Context; its engine closes its idle connections now and
-        # the rest as those jobs return.
-        old.close()
+        if old.store is not new_ctx.store:
+            # The database moved: jobs still running on the old one finish there.
+            old.close()
         jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
 
     # Servers ------------------------------------------------------------------------------------
@@ -265,7 +263,7 @@ class Daemon:
             from keyward.usage.ingest import IngestServer
 
             try:
-                self.ingest = IngestServer(self.ctx, d.ingest_socket, tcp=d.ingest_tcp)
+                self.ingest = IngestServer(lambda: self.ctx, d.ingest_socket, tcp=d.ingest_tcp)
                 self.ingest.start()
             except Exception as exc:
                 log.error("ingest endpoint not started: %s", exc)

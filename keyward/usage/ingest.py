@@ -58,7 +58,6 @@ class IngestServer:
 
     def __init__(self, ctx: Any, socket_path: Path | str | None, tcp: str | None = None):
         self._ctx_source = ctx
-        self.ctx = None
         self.socket_path = Path(socket_path) if socket_path else None
         self.tcp = parse_tcp(tcp) if tcp else None
         self.tcp_address: tuple[str, int] | None = None
@@ -73,9 +72,13 @@ class IngestServer:
 
     # lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> "IngestServer":
+    @property
+    def ctx(self) -> Any:
+        """The Context to record into, asked anew each time: a daemon's reload replaces it."""
         src = self._ctx_source
-        self.ctx = src() if callable(src) and not hasattr(src, "store") else src
+        return src() if callable(src) and not hasattr(src, "store") else src
+
+    def start(self) -> "IngestServer":
         self.ctx.store  # open (and migrate) the database before the first report arrives
         if self.socket_path is not None:
             self._listeners.append(self._bind_unix(self.socket_path))
