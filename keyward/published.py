@@ -45,7 +45,7 @@ def light_config(config_path: str | None = None,
     Applies the same precedence as load_config (environment, then the file, then the defaults)
     without validating anything: callers fall back to the full path on None or on any doubt.
     """
-    from keyward.config.paths import default_runtime_dir, default_state_dir, find_config_path
+    from keyward.config.paths import default_runtime_dir, default_state_dir, find_config_path, is_system_config
     from keyward.errors import KeywardError
 
     try:
@@ -62,10 +62,11 @@ def light_config(config_path: str | None = None,
         except (OSError, ValueError):
             return None
     environ = os.environ if env is None else env
+    system = is_system_config(path)
     state_dir = (_expand(environ.get("KEYWARD_STATE_DIR")) or _expand(raw.get("state_dir"))
-                 or default_state_dir(env))
+                 or default_state_dir(env, system=system))
     runtime_dir = (_expand(environ.get("KEYWARD_RUNTIME_DIR")) or _expand(raw.get("runtime_dir"))
-                   or default_runtime_dir(env, state_dir=state_dir))
+                   or default_runtime_dir(env, state_dir=state_dir, system=system))
     return raw, str(runtime_dir)
 
 

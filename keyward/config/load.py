@@ -22,7 +22,8 @@ from typing import Any
 
 from keyward.config import values as v
 from keyward.config.model import DEFAULT_POOL, DEFAULT_SINK_TYPES, LOG_LEVELS, Config, DaemonConfig, GoogleConfig
-from keyward.config.paths import credentials_directory_file, default_runtime_dir, default_state_dir
+from keyward.config.paths import (credentials_directory_file, default_runtime_dir, default_state_dir,
+                                  is_system_config)
 from keyward.config.pools import build_pools, implicit_pool
 from keyward.config.problems import Problems, format_path
 from keyward.config.projects import build_projects, check_pool_references
@@ -116,11 +117,13 @@ def _build(document: dict, env: Mapping[str, str], sink_types: Collection[str], 
     problems.unknown_keys(document, (*TOP_LEVEL, *TABLES), ())
     top = check_fields({k: document[k] for k in TOP_LEVEL if k in document}, TOP_LEVEL, (), problems)
 
-    state_dir = _env_path(env, "KEYWARD_STATE_DIR", problems) or top.get("state_dir") or default_state_dir(env)
+    system = is_system_config(source)
+    state_dir = (_env_path(env, "KEYWARD_STATE_DIR", problems) or top.get("state_dir")
+                 or default_state_dir(env, system=system))
     runtime_dir = (
         _env_path(env, "KEYWARD_RUNTIME_DIR", problems)
         or top.get("runtime_dir")
-        or default_runtime_dir(env, state_dir=state_dir)
+        or default_runtime_dir(env, state_dir=state_dir, system=system)
     )
     database_url = env.get("KEYWARD_DATABASE_URL") or top.get("database") or f"sqlite:///{state_dir}/keyward.db"
 

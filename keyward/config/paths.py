@@ -69,7 +69,17 @@ def find_config_path(explicit: str | None = None, *, env: Mapping[str, str] | No
     return None
 
 
-def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+def is_system_config(path: Path | None) -> bool:
+    """Whether `path` is the system service's configuration file.
+
+    Its defaults are the system service's directories whoever reads it, so a program in group
+    keyward running `keyward current` finds /run/keyward/<pool>.key rather than looking in its own
+    runtime directory.
+    """
+    return path is not None and Path(path) == SYSTEM_CONFIG
+
+
+def default_state_dir(env: Mapping[str, str] | None = None, *, system: bool = False) -> Path:
     """Return where keyward keeps its database and lock when the configuration does not say.
 
     $KEYWARD_STATE_DIR, else /var/lib/keyward for root, else $XDG_STATE_HOME/keyward
@@ -77,13 +87,14 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """
     if _get(env, "KEYWARD_STATE_DIR"):
         return Path(_get(env, "KEYWARD_STATE_DIR")).expanduser()
-    if _is_root():
+    if _is_root() or system:
         return SYSTEM_STATE_DIR
     base = _get(env, "XDG_STATE_HOME")
     return (Path(base) if base else _home(env) / ".local" / "state") / "keyward"
 
 
-def default_runtime_dir(env: Mapping[str, str] | None = None, *, state_dir: Path | None = None) -> Path:
+def default_runtime_dir(env: Mapping[str, str] | None = None, *, state_dir: Path | None = None,
+                        system: bool = False) -> Path:
     """Return where keyward puts sockets and published key files when the configuration does not say.
 
     $KEYWARD_RUNTIME_DIR, else $RUNTIME_DIRECTORY (set by systemd's RuntimeDirectory=; the first
@@ -94,7 +105,7 @@ def default_runtime_dir(env: Mapping[str, str] | None = None, *, state_dir: Path
         return Path(_get(env, "KEYWARD_RUNTIME_DIR")).expanduser()
     if _get(env, "RUNTIME_DIRECTORY"):
         return Path(_get(env, "RUNTIME_DIRECTORY").split(":")[0])
-    if _is_root():
+    if _is_root() or system:
         return SYSTEM_RUNTIME_DIR
     if _get(env, "XDG_RUNTIME_DIR"):
         return Path(_get(env, "XDG_RUNTIME_DIR")) / "keyward"

@@ -91,3 +91,19 @@ def test_empty_environment_variables_count_as_unset(env, user):
     env.update(KEYWARD_STATE_DIR="", KEYWARD_RUNTIME_DIR="", XDG_RUNTIME_DIR="", KEYWARD_CONFIG="")
     assert default_state_dir(env) == Path(env["HOME"]) / ".local" / "state" / "keyward"
     assert default_runtime_dir(env).name == "run"
+
+
+def test_system_config_when_read_by_a_user_uses_the_system_services_dirs(tmp_path, env, user, monkeypatch):
+    from keyward.config import load_config
+    from keyward.published import light_config
+
+    system_file = tmp_path / "etc-keyward.toml"
+    system_file.write_text("")
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", system_file)
+    env["XDG_RUNTIME_DIR"] = str(tmp_path / "user-run")
+    config = load_config(system_file, env=env)
+    assert config.state_dir == paths.SYSTEM_STATE_DIR and config.runtime_dir == paths.SYSTEM_RUNTIME_DIR
+    assert light_config(str(system_file), env=env)[1] == str(paths.SYSTEM_RUNTIME_DIR)
+    other = tmp_path / "mine.toml"
+    other.write_text("")
+    assert load_config(other, env=env).runtime_dir == tmp_path / "user-run" / "keyward"
