@@ -76,22 +76,22 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     now = ctx.now()
     with ctx.store.read() as s:
         pools = list(q.list_pools(s))
-        projects = list(q.list_projects(s))
-        keys = list(q.list_keys(s))
+        projects = q.project_rows(s)
+        keys = q.key_rows(s)
         loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now)}
         errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
         beat = q.get_meta(s, HEARTBEAT_META)
         beat = None if beat is None else (beat.value, beat.updated_at)
     by_id = {k.key_id: k for k in keys}
     current_ids = {p.current_key_id for p in pools if p.current_key_id}
-    pools_with_active = {k.project.pool_id for k in keys if k.state == "active" and k.secret}
+    pools_with_active = {k.pool_id for k in keys if k.state == "active" and k.has_secret}
     warnings: list[dict[str, Any]] = []
     daemon = _daemon(ctx, beat, now, warnings)
 
     pool_out = []
     members: dict[str, list[str]] = {}
     for p in projects:
-        members.setdefault(p.pool.name, []).append(p.project_id)
+        members.setdefault(p.pool_name, []).append(p.project_id)
     for pool in pools:
         cur = by_id.get(pool.current_key_id) if pool.current_key_id else None
         pool_out.append({
@@ -101,7 +101,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
             "current": None if pool.current_key_id is None else {
                 "key_id": pool.current_key_id,
                 "masked": cur.masked if cur else None,
-                "project_id": cur.project.project_id if cur else None,
+                "project_id": cur.project_id if cur else None,
                 "reason": pool.current_reason,
                 "since": iso(pool.current_since),
             },
@@ -116,7 +116,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     keys_of: dict[str, list] = {}
     for k in keys:
         if k.state not in HIDDEN_STATES:
-            keys_of.setdefault(k.project.project_id, []).append(k)
+            keys_of.setdefault(k.project_id, []).append(k)
     day = pacific_date(now).isoformat()
     project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
                             warnings, day) for p in projects]
@@ -226,8 +226,8 @@ def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
     exhausted_until = pl.exhausted_until if pl else None
     out = {
         "project_id": p.project_id,
-        "pool": p.pool.name,
-        "model": pl.model if pl else p.pool.model,
+        "pool": p.pool_name,
+        "model": pl.model if pl else p.pool_model,
         "managed": bool(p.managed),
         "usage": {name: {"used": getattr(usage, name) if usage else 0,
                          "limit": _limit(getattr(limits, name)) if limits else None}
@@ -252,11 +252,11 @@ def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
 
 
 def _key(k, current: bool, now: datetime, warnings: list[dict[str, Any]]) -> dict[str, Any]:
-    project_id = k.project.project_id
+    project_id = k.project_id
     if k.state == "active" and k.rotate_after is not None and k.rotate_after < now:
         warnings.append(_warning("rotation_overdue", "warning",
                                  f"key {k.key_id} of {project_id} is past its rotation time "
-                                 f"({iso(k.rotate_after)})" + ("" if k.project.managed else
+                                 f"({iso(k.rotate_after)})" + ("" if k.managed else
                                                                ": add a new key with `keyward key add`"),
                                  project_id=project_id, key_id=k.key_id))
     if k.kind == "standard" and k.state != "invalid":

@@ -264,6 +264,28 @@ def active_keys_in_pool(s: Session, pool: Pool) -> Sequence[Key]:
     return s.scalars(q).all()
 
 
+def project_rows(s: Session) -> Sequence:
+    """Every project as a plain row (project_id, managed, rotation fields, pool_name, pool_model), for
+    status: no ORM objects to build, which is most of the cost at a thousand projects."""
+    return s.execute(
+        select(Project.project_id, Project.managed, Project.rotation_failures, Project.rotation_backoff_until,
+               Pool.name.label("pool_name"), Pool.model.label("pool_model"))
+        .join(Pool, Project.pool_id == Pool.id)
+        .order_by(Project.project_id)
+    ).all()
+
+
+def key_rows(s: Session) -> Sequence:
+    """Every key as a plain row without its secret (only whether it has one), for status."""
+    return s.execute(
+        select(Key.key_id, Key.kind, Key.state, Key.origin, Key.masked, Key.created_at, Key.rotate_after,
+               Key.grace_until, Key.invalid_reason, Key.secret.is_not(None).label("has_secret"),
+               Project.project_id, Project.managed, Project.pool_id)
+        .join(Project, Key.project_pk == Project.id)
+        .order_by(Project.project_id, Key.created_at, Key.id)
+    ).all()
+
+
 # Journal and small values --------------------------------------------------------------------------
 
 
