@@ -51,7 +51,8 @@ def current_key(pool: str = "default", *, config_path: str | None = None,
         if sink.type == "file":
             from keyward.published import read_published_file
 
-            secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"))
+            secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"),
+                                         sink.options.get("variables"))
             if secret:
                 return secret
     for sink in sinks:

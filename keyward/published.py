@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # the names Gemini client libraries read
+DEFAULT_VARIABLES = ("GEMINI_API_KEY",)  # one name only: google-genai warns when both are set
 
 
-def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
+def read_published_file(path: str | os.PathLike[str], format: str = "raw",
+                        variables: tuple[str, ...] | None = None) -> str | None:
     """Return the key in a file written by the file sink, or None if the file is missing or holds none.
 
-    OSError other than a missing file (e.g. permission denied) propagates.
+    OSError other than a missing file (e.g. permission denied) propagates. In the env format the
+    first line setting one of `variables` (default: either Gemini name) holds the key.
     """
     try:
         with open(path, encoding="utf-8") as fh:
@@ -29,7 +32,7 @@ def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> st
     if format == "env":
         for line in text.splitlines():
             name, sep, value = line.strip().partition("=")
-            if sep and name.strip() == ENV_NAMES[0]:
+            if sep and name.strip() in (variables or ENV_NAMES):
                 value = value.strip()
                 if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                     value = value[1:-1]
@@ -86,7 +89,9 @@ def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, st
         return _read(os.path.join(runtime_dir, f"{pool}.key"), "raw")
     for sink in sinks if isinstance(sinks, list) else ():
         if isinstance(sink, dict) and sink.get("type") == "file" and isinstance(sink.get("path"), str):
-            return _read(os.path.expanduser(sink["path"]), sink.get("format", "raw"))
+            names = sink.get("variables")
+            return _read(os.path.expanduser(sink["path"]), sink.get("format", "raw"),
+                         tuple(names) if isinstance(names, list) and names else None)
     return None
 
 
@@ -94,8 +99,8 @@ def _expand(value) -> str | None:
     return os.path.expanduser(value) if isinstance(value, str) and value else None
 
 
-def _read(path: str, format: str) -> str | None:
+def _read(path: str, format: str, variables: tuple[str, ...] | None = None) -> str | None:
     try:
-        return read_published_file(path, format if format in ("raw", "env") else "raw")
+        return read_published_file(path, format if format in ("raw", "env") else "raw", variables)
     except OSError:
         return None

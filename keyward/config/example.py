@@ -107,8 +107,10 @@ _EXAMPLE = '''\
 # model = "gemini-2.5-flash"
 # Overrides selection.margin for this pool.
 # margin = 0.1
-# A command to run after a new key is published: a list of arguments, run without a shell.
-# post_publish = ["systemctl", "try-restart", "my-app.service"]
+# A command to run after a new key is published: a list of arguments, run without a shell, with
+# KEYWARD_POOL and KEYWARD_KEY_ID in its environment. To restart a service on a new key, prefer
+# the keyward-restart@.path unit (see the README): the daemon may not restart other services.
+# post_publish = ["/usr/local/bin/notify-my-app"]
 # post_publish_timeout = "30s"
 
 # Where the key is published. A pool without sinks gets this one: a raw 0600 file at
@@ -118,6 +120,9 @@ type = "file"
 path = "{runtime_dir}/default.key"
 # "raw" writes the key alone; "env" writes a VARIABLE=key line for systemd's EnvironmentFile.
 # format = "raw"
+# The env format's variable names. google-genai and LangChain read GEMINI_API_KEY (and warn on
+# every client when GOOGLE_API_KEY is set as well); add "GOOGLE_API_KEY" only for tools reading that.
+# variables = ["GEMINI_API_KEY"]
 # "0600", or "0640" to let `group` read the key.
 # mode = "0600"
 # group = "my-app"

@@ -44,12 +44,25 @@ def _mode(value: Any, path: KeyPath, problems: Problems) -> Any:
     return v.INVALID
 
 
+def _variables(value: Any, path: KeyPath, problems: Problems) -> Any:
+    """The env format's variable names: distinct names like "GEMINI_API_KEY", at least one."""
+    import re
+
+    if (not isinstance(value, list) or not value or len(set(map(str, value))) != len(value)
+            or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", n) for n in value)):
+        problems.add(path, 'expected a list of distinct environment variable names like ["GEMINI_API_KEY"], '
+                           f"got {describe(value)}")
+        return v.INVALID
+    return tuple(value)
+
+
 FILE_SINK: dict[str, v.Checker] = {
     "type": lambda value, path, problems: value,
     "path": v.absolute_path(),
     "format": v.choice(("raw", "env")),
     "mode": _mode,
     "group": v.text(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", "expected a group name", empty_is_none=True),
+    "variables": _variables,
 }
 KEYRING_SINK: dict[str, v.Checker] = {
     "type": lambda value, path, problems: value,

@@ -1,7 +1,9 @@
 """Publish a pool's key to a file, atomically, for programs and systemd units to read.
 
-Formats: `raw` is the key and a newline; `env` is `GEMINI_API_KEY=…` and `GOOGLE_API_KEY=…` lines
-for a unit's `EnvironmentFile=` (read only at unit start, so such consumers must be restarted).
+Formats: `raw` is the key and a newline; `env` is one `NAME=…` line per name in `variables`
+(default `GEMINI_API_KEY` only: google-genai and LangChain read it, and warn on every client when
+`GOOGLE_API_KEY` is set too) for a unit's `EnvironmentFile=` (read only at unit start, so such
+consumers must be restarted).
 
 The write is a temp file in the same directory (so `os.replace` is a rename within one file
 system), given its final mode before any byte of the key is written, fsynced, renamed over the
@@ -14,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from keyward.errors import ConfigError, PublishError
-from keyward.published import ENV_NAMES, read_published_file  # noqa: F401 (re-exported)
+from keyward.published import DEFAULT_VARIABLES, ENV_NAMES, read_published_file  # noqa: F401 (re-exported)
 from keyward.sinks.base import Sink
 
 FORMATS = ("raw", "env")
 MODES = (0o600, 0o640)
 TEMP_PREFIX = ".keyward-tmp-"
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +42,21 @@ def _parse_mode(value: Any, pool: str) -> int:
     return int(value)
 
 
+def check_variables(value: Any, pool: str) -> tuple[str, ...]:
+    """The env format's variable names: a non-empty list of distinct shell variable names."""
+    names = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if not names or len(set(names)) != len(names) or not all(
+            isinstance(n, str) and VARIABLE_NAME.fullmatch(n) for n in names):
+        raise ConfigError(f"file sink of pool {pool!r}: variables must be a list of distinct variable "
+                          "names like [\"GEMINI_API_KEY\"]")
+    return names
+
+
 class FileSink(Sink):
     """Writes the key to `path` in `raw` or `env` format with mode 0600/0640 and an optional group."""
 
     type_name = "file"
-    option_names = frozenset({"path", "format", "mode", "group"})
+    option_names = frozenset({"path", "format", "mode", "group", "variables"})
 
     def __init__(self, pool: str, **options: Any) -> None:
         super().__init__(pool, **options)
@@ -61,6 +75,8 @@ class FileSink(Sink):
         if self.group is not None and (not isinstance(self.group, str) or not self.group):
             raise ConfigError(f"file sink of pool {pool!r}: group must be a group name")
         self._temp_prefix = f"{TEMP_PREFIX}{os.path.basename(self.path)}-"
+        variables = options.get("variables")
+        self.variables = check_variables(DEFAULT_VARIABLES if variables is None else variables, pool)
 
     def describe(self) -> str:
         group = f", group {self.group}" if self.group else ""
@@ -68,7 +84,7 @@ class FileSink(Sink):
 
     def _render(self, secret: str) -> bytes:
         if self.format == "env":
-            return "".join(f"{name}={secret}\n" for name in ENV_NAMES).encode()
+            return "".join(f"{name}={secret}\n" for name in self.variables).encode()
         return f"{secret}\n".encode()
 
     def _gid(self) -> int:
@@ -113,7 +129,7 @@ class FileSink(Sink):
 
     def read(self) -> str | None:
         try:
-            return read_published_file(self.path, self.format)
+            return read_published_file(self.path, self.format, self.variables)
         except OSError as exc:
             raise PublishError(f"{self.describe()}: cannot read it: {exc.strerror}") from None
 

@@ -222,3 +222,20 @@ def test_config_repr_when_database_has_password_leaves_url_out(write, env):
 def test_config_when_built_by_hand_fills_database_from_state_dir():
     config = Config(state_dir=Path("/srv/x"))
     assert config.database_url == "sqlite:////srv/x/keyward.db"
+
+
+def test_load_when_file_sink_variables_invalid_names_the_key(tmp_path):
+    import pytest as _pytest
+
+    from keyward.config import load_config
+    from keyward.errors import ConfigError
+
+    path = tmp_path / "k.toml"
+    path.write_text(f'[[pools.default.sinks]]\ntype = "file"\npath = "{tmp_path}/k"\nformat = "env"\n'
+                    'variables = ["GEMINI_API_KEY", "2BAD"]\n')
+    with _pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "at 'pools.default.sinks[0].variables'" in str(info.value) or "variables" in str(info.value)
+    path.write_text(f'[[pools.default.sinks]]\ntype = "file"\npath = "{tmp_path}/k"\nformat = "env"\n'
+                    'variables = ["GOOGLE_API_KEY"]\n')
+    assert load_config(path, env={}).pools["default"].sinks[0].options["variables"] == ("GOOGLE_API_KEY",)

@@ -98,7 +98,7 @@ def test_publish_when_raw_writes_key_and_newline(tmp_path):
 def test_publish_when_env_writes_both_variables(tmp_path):
     key = new_fake_key("auth")
     FileSink("p", path=str(tmp_path / "k.env"), format="env").publish(key, "id")
-    assert (tmp_path / "k.env").read_text() == f"GEMINI_API_KEY={key}\nGOOGLE_API_KEY={key}\n"
+    assert (tmp_path / "k.env").read_text() == f"GEMINI_API_KEY={key}\n"
 
 
 def test_read_published_file_when_env_quoted_or_commented_returns_key(tmp_path):
@@ -234,3 +234,17 @@ def test_publish_when_secret_malformed_raises_without_writing(tmp_path, secret):
     with pytest.raises(PublishError, match="empty or contains whitespace"):
         sink.publish(secret, "id")
     assert os.listdir(tmp_path) == []
+
+
+def test_publish_when_env_with_variables_writes_each_name_and_reads_back(tmp_path):
+    key = new_fake_key("auth")
+    sink = FileSink("p", path=str(tmp_path / "k.env"), format="env", variables=["MY_KEY", "GOOGLE_API_KEY"])
+    sink.publish(key, "id")
+    assert (tmp_path / "k.env").read_text() == f"MY_KEY={key}\nGOOGLE_API_KEY={key}\n"
+    assert sink.read() == key
+
+
+@pytest.mark.parametrize("variables", [[], ["1X"], ["A", "A"], "GEMINI_API_KEY", ["A=B"]])
+def test_file_sink_when_variables_invalid_raises_config_error(tmp_path, variables):
+    with pytest.raises(ConfigError, match="variables"):
+        FileSink("p", path=str(tmp_path / "k.env"), format="env", variables=variables)

@@ -58,7 +58,7 @@ def _spawn(code: str, *args: str, stdin: int | None = subprocess.DEVNULL) -> sub
 
 
 def _render(key: str, fmt: str) -> str:
-    return f"GEMINI_API_KEY={key}\nGOOGLE_API_KEY={key}\n" if fmt == "env" else f"{key}\n"
+    return f"GEMINI_API_KEY={key}\n" if fmt == "env" else f"{key}\n"
 
 
 @pytest.mark.parametrize("fmt", ["raw", "env"])
