@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from keyward.errors import KeywardError, NotFound, NothingPublished
+
+if TYPE_CHECKING:
+    from keyward.keywatch import PoolState
 
 
 def published_state_path(runtime_dir: Path, pool: str) -> Path:
@@ -25,6 +28,19 @@ def read_published_state(runtime_dir: Path, pool: str) -> dict[str, Any] | None:
             return json.load(fh)
     except (OSError, ValueError):
         return None
+
+
+def state(pool: str = "default", *, config_path: str | None = None,
+          env: Mapping[str, str] | None = None) -> "PoolState":
+    """Return what is published for `pool` now: key id, whether every project is exhausted, and
+    until when (`exhausted_until`), read from the publisher's state file (no database, no secret).
+
+    A program that gets `all_exhausted` should sleep `state.seconds_until_available()` rather than
+    send requests that can only fail. Raise NothingPublished when nothing was published yet.
+    """
+    from keyward.keywatch import KeyWatch
+
+    return KeyWatch(pool, config_path=config_path, env=env).state()
 
 
 def pool_sinks(config, pool: str):

@@ -76,6 +76,7 @@ class _Decision:
     all_exhausted: bool
     published_key_id: str | None
     published_at: datetime | None
+    exhausted_until: datetime | None = None  # when the chosen key's project frees up, if exhausted
 
 
 def _loads(s: "Session", pool: "Pool", now: datetime) -> dict[str, LoadFacts]:
@@ -142,6 +143,7 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
             "project_id": decision.project_id,
             "masked": decision.masked,
             "all_exhausted": decision.all_exhausted,
+            "exhausted_until": decision.exhausted_until.isoformat() if decision.exhausted_until else None,
             "reason": decision.reason,
             "published": complete,
             "published_at": published_at.isoformat() if published_at else None,
@@ -202,8 +204,10 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
             q.journal(s, "selection.recovered", "a project has quota again", pool=name,
                       project=choice.project_id, key_id=choice.key_id, now=now)
             log.info("pool %s: a project has quota again", name)
+        chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
+        until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
         return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
-                         choice.all_exhausted, pool.published_key_id, pool.published_at)
+                         choice.all_exhausted, pool.published_key_id, pool.published_at, until)
 
 
 def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime) -> _Decision:
