@@ -1,0 +1,164 @@
+"""`keyward exec` as a real process over a real program: the program sees a new key within 2 s of
+a switch, signals reach it, and its exit status becomes keyward's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from keyward.sinks.file import FileSink
+from support.fakes import fake_auth_key
+
+KEYWARD = str(Path(sys.executable).with_name("keyward"))
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys, time
+    out = sys.argv[1]
+    def note(text):
+        with open(out, "a") as fh:
+            fh.write(text + "\\n")
+    def on_signal(signum, frame):
+        note(f"signal {signal.Signals(signum).name} {os.getpid()}")
+        if signum == signal.SIGTERM:
+            sys.exit(int(os.environ.get("EXIT_ON_TERM", "0")))
+    for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    note(f"start {os.getpid()} {os.environ.get('GEMINI_API_KEY')} {os.environ.get('GOOGLE_API_KEY')} "
+         f"{os.environ.get('KEYWARD_POOL')}")
+    if os.environ.get("EXIT_NOW"):
+        sys.exit(int(os.environ["EXIT_NOW"]))
+    while True:
+        time.sleep(0.05)
+""")
+
+
+class Setup:
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.key_path = tmp_path / "run" / "default.key"
+        self.config = tmp_path / "keyward.toml"
+        self.config.write_text(f'[[pools.default.sinks]]\ntype = "file"\npath = "{self.key_path}"\n')
+        self.out = tmp_path / "child.out"
+        self.child = tmp_path / "child.py"
+        self.child.write_text(CHILD)
+        self.sink = FileSink("default", path=str(self.key_path))
+        self.stderr = open(tmp_path / "keyward.err", "wb")  # closed by the fixture
+        self.env = {**os.environ, "KEYWARD_STATE_DIR": str(tmp_path / "state"),
+                    "KEYWARD_RUNTIME_DIR": str(tmp_path / "run"), "GOOGLE_API_KEY": "stale-from-the-shell"}
+
+    def publish(self) -> str:
+        key = fake_auth_key()
+        self.sink.publish(key, "k")
+        return key
+
+    def start(self, *options: str, **env: str) -> subprocess.Popen:
+        return subprocess.Popen([KEYWARD, "--config", str(self.config), "exec", *options, "--",
+                                 sys.executable, str(self.child), str(self.out)],
+                                env={**self.env, **env}, stderr=self.stderr)
+
+    def lines(self) -> list[list[str]]:
+        try:
+            return [line.split() for line in self.out.read_text().splitlines()]
+        except FileNotFoundError:
+            return []
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[list[str]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.lines()
+            if predicate(lines):
+                return lines
+            time.sleep(0.02)
+        raise AssertionError(f"condition not met within {timeout}s; child wrote {self.lines()}; keyward said "
+                             f"{(self.tmp / 'keyward.err').read_text()}")
+
+
+@pytest.fixture
+def setup(tmp_path):
+    s = Setup(tmp_path)
+    yield s
+    s.stderr.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_exec_when_key_switches_restarts_child_with_new_key_within_two_seconds(setup):
+    first = setup.publish()
+    proc = setup.start(EXIT_ON_TERM="0")
+    try:
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        start = next(l for l in lines if l[0] == "start")
+        assert start[2] == first and start[3] == "None" and start[4] == "default"  # stale GOOGLE_API_KEY gone
+        second = setup.publish()
+        switched = time.monotonic()
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" and l[2] == second for l in ls), timeout=5)
+        assert time.monotonic() - switched < 2.0
+        assert ["signal", "SIGTERM", start[1]] in lines  # the old program was asked to stop first
+        assert proc.poll() is None
+    finally:
+        _stop(proc)
+
+
+def test_exec_when_signalled_passes_signal_on_and_exits_with_child_status(setup):
+    setup.publish()
+    proc = setup.start(EXIT_ON_TERM="7")
+    try:
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        pid = next(l for l in lines if l[0] == "start")[1]
+        proc.send_signal(signal.SIGUSR1)
+        setup.wait_for(lambda ls: ["signal", "SIGUSR1", pid] in ls)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 7
+        assert ["signal", "SIGTERM", pid] in setup.lines()
+    finally:
+        _stop(proc)
+
+
+def test_exec_when_on_change_signal_sends_it_instead_of_restarting(setup):
+    setup.publish()
+    proc = setup.start("--on-change", "signal:HUP")
+    try:
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        pid = next(l for l in lines if l[0] == "start")[1]
+        setup.publish()
+        lines = setup.wait_for(lambda ls: ["signal", "SIGHUP", pid] in ls)
+        assert sum(1 for l in lines if l[0] == "start") == 1
+    finally:
+        _stop(proc)
+
+
+def test_exec_when_child_exits_passes_its_exit_code(setup):
+    setup.publish()
+    proc = setup.start(EXIT_NOW="3")
+    assert proc.wait(10) == 3
+
+
+def test_exec_when_command_missing_exits_127_and_names_it(setup):
+    setup.publish()
+    proc = subprocess.run([KEYWARD, "--config", str(setup.config), "exec", "--", "/nonexistent/prog"],
+                          env=setup.env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 127 and "command not found: /nonexistent/prog" in proc.stderr
+
+
+def test_exec_when_nothing_published_exits_1_without_running_it(setup):
+    proc = subprocess.run([KEYWARD, "--config", str(setup.config), "exec", "--", sys.executable, "-c", "pass"],
+                          env=setup.env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "no key published" in proc.stderr
+
+
+def test_exec_when_on_change_invalid_exits_2(setup):
+    setup.publish()
+    proc = subprocess.run([KEYWARD, "--config", str(setup.config), "exec", "--on-change", "signal:NOPE", "--",
+                           "true"], env=setup.env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "signal" in proc.stderr
