@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from keyward.errors import KeywardError
@@ -28,6 +27,7 @@ from keyward.usage.reports import ErrorReport, Report, UsageReport, from_json, t
 if TYPE_CHECKING:
     from keyward.config import Config
     from keyward.context import Context
+    from keyward.usage.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,39 @@ def send_error(http_status: int, body: Any, *, pool: str | None = None, key: str
 
 def send_reports(reports: list[Report], *, config_path: str | None = None,
                  config: "Config | None" = None,
-                 context: "Callable[[], Context] | None" = None) -> dict[str, Any]:
+                 context: "Callable[[], Context] | None" = None,
+                 spool: "Spool | None" = None) -> dict[str, Any]:
     """Deliver reports; return the reply ({"accepted": N, "results": [...], "via": …}).
 
     Reports are validated here first, so a bad value fails the same way with or without a daemon.
+    When neither the daemon nor the database takes them, they go to this user's spool
+    ("via": "spool"; see keyward.usage.spool) and the next delivery that succeeds sends them on.
+    Raise SpoolError only when even the spool cannot be written.
     """
+    from keyward.errors import StorageError
+    from keyward.usage.spool import Spool
+
     reports = [from_json(to_json(r)) for r in reports]
     config = config or _config(config_path)
+    spool = spool or Spool()
+    try:
+        reply = _deliver(reports, config, context)
+    except (StorageError, OSError) as exc:
+        spool.append(reports)
+        log.warning("no keyward daemon answered and the database cannot be written (%s); %d report(s) "
+                    "kept in %s until one can", exc, len(reports), spool.path)
+        return {"ok": True, "accepted": len(reports), "results": [], "via": "spool"}
+    if spool.pending():
+        try:
+            spool.deliver(lambda batch: _deliver(batch, config, context))
+        except (KeywardError, OSError) as exc:
+            log.warning("spooled reports in %s not delivered yet: %s", spool.path, exc)
+    return reply
+
+
+def _deliver(reports: list[Report], config: "Config",
+             context: "Callable[[], Context] | None") -> dict[str, Any]:
+    """To the daemon, else to the database; raise StorageError when the database cannot be used."""
     reply = _via_daemon(config, reports)
     if reply is not None:
         if not reply.get("ok"):
@@ -130,7 +156,7 @@ def send_reports(reports: list[Report], *, config_path: str | None = None,
 def _endpoints(config: "Config") -> list[tuple[int, Any]]:
     out: list[tuple[int, Any]] = []
     sock_path = config.daemon.ingest_socket
-    if sock_path is not None and Path(sock_path).exists():
+    if sock_path is not None and os.path.exists(sock_path):  # False, not an error, when unreadable
         out.append((socket.AF_UNIX, str(sock_path)))
     if config.daemon.ingest_tcp:
         from keyward.usage.ingest import parse_tcp
