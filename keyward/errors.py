@@ -88,6 +88,15 @@ class NothingPublished(KeywardError):
     """A pool exists but has no current key yet (the daemon has not run, or no project has a key)."""
 
 
+class AllExhausted(KeywardError):
+    """Every project of a pool is out of quota; `until` says when the first one frees up (or None)."""
+
+    def __init__(self, message: str, *, pool: str, until=None):
+        self.pool = pool
+        self.until = until
+        super().__init__(message)
+
+
 class PublishError(KeywardError):
     """A publish sink could not write; what it held before is left intact."""
 
