@@ -2,8 +2,10 @@
 
 The command gets `KEYWARD_POOL` and `KEYWARD_KEY_ID` in its environment, never the key: it should
 read the published file or keyring itself. It runs without a shell, with stdin closed, in its own
-process group so a timeout kills everything it started. A failing hook is logged, not raised: the
-key is already published and the next pass must go on.
+process group so a timeout kills everything it started. A failing hook is logged at warning with
+its output (redacted, truncated), not raised: the key is already published and the next pass must
+go on. To restart another service on a new key, the keyward-restart@.path unit needs no privilege;
+`systemctl try-restart` from here fails under the shipped unit ("Access denied").
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ OUTPUT_LOG_LIMIT = 2000
 
 
 def _truncate(output: bytes) -> str:
-    text = output.decode("utf-8", errors="replace").strip()
+    """The hook's output for a log line: redacted (it may print a key it read) and bounded."""
+    from keyward.keystrings import redact
+
+    text = redact(output.decode("utf-8", errors="replace").strip())
     if len(text) > OUTPUT_LOG_LIMIT:
         text = text[:OUTPUT_LOG_LIMIT] + f"… ({len(text) - OUTPUT_LOG_LIMIT} more characters)"
     return text
+
+
+def _said(output: bytes) -> str:
+    text = _truncate(output) if output else ""
+    return f"; it said: {text}" if text else " (no output)"
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -73,14 +83,14 @@ def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout:
             proc.kill()
             proc.wait()
             output = b""
-        log.warning("post-publish hook %s for pool %s timed out after %gs and was killed", name, pool, timeout)
-        if output:
-            log.debug("post-publish hook %s output: %s", name, _truncate(output))
+        log.warning("post-publish hook %s for pool %s timed out after %gs and was killed%s", name, pool,
+                    timeout, _said(output))
+        return False
+    if proc.returncode != 0:
+        log.warning("post-publish hook %s for pool %s failed with exit status %s%s", name, pool,
+                    proc.returncode, _said(output))
         return False
     if output:
         log.debug("post-publish hook %s output: %s", name, _truncate(output))
-    if proc.returncode != 0:
-        log.warning("post-publish hook %s for pool %s failed with exit status %s", name, pool, proc.returncode)
-        return False
     log.debug("post-publish hook %s for pool %s succeeded", name, pool)
     return True

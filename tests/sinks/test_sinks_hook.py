@@ -104,3 +104,13 @@ def test_run_post_publish_when_output_long_logs_it_truncated_at_debug(caplog):
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 def test_alive_when_process_exists_is_true():
     assert _alive(os.getpid())
+
+
+def test_run_post_publish_when_command_fails_warns_with_its_output_redacted(caplog):
+    key = new_fake_key("auth")
+    code = f"import sys; print('Failed to try-restart my-app.service: Access denied'); print({key!r}); sys.exit(4)"
+    with caplog.at_level(logging.WARNING, logger="keyward.sinks.hook"):
+        assert run_post_publish(_py(code), "ci", "k", timeout=30) is False
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "exit status 4" in record.getMessage() and "Access denied" in record.getMessage()
+    assert key not in caplog.text and key[-4:] in caplog.text
