@@ -82,6 +82,9 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
         beat = q.get_meta(s, HEARTBEAT_META)
         beat = None if beat is None else (beat.value, beat.updated_at)
+        from keyward.cost import status_costs
+
+        costs = status_costs(s, ctx.config, now)  # None without [prices]
     by_id = {k.key_id: k for k in keys}
     current_ids = {p.current_key_id for p in pools if p.current_key_id}
     pools_with_active = {k.pool_id for k in keys if k.state == "active" and k.has_secret}
@@ -112,6 +115,8 @@ def build_status(ctx: "Context") -> dict[str, Any]:
             "projects": members.get(pool.name, []),
         })
         _pool_warnings(pool, pool.id in pools_with_active, warnings)
+        pool_out[-1]["cost"] = costs[1].get(pool.name) if costs else None
+        _budget_warning(pool_out[-1], warnings)
 
     keys_of: dict[str, list] = {}
     for k in keys:
@@ -120,6 +125,8 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     day = pacific_date(now).isoformat()
     project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
                             warnings, day) for p in projects]
+    for item in project_out:
+        item["cost"] = (costs[0].get(item["project_id"]) or _no_spend(costs)) if costs else None
     if errors:
         warnings.append(_warning("recent_errors", "error",
                                  f"{len(errors)} error(s) in the journal in the last 24 hours; newest: "
@@ -133,6 +140,29 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         "warnings": warnings,
         "recent_errors": [_event(e) for e in errors],
     }
+
+
+def _no_spend(costs) -> dict[str, Any]:
+    from keyward.cost import spend_json
+
+    any_pool = next(iter(costs[1].values()), None)
+    return spend_json(None, any_pool["currency"] if any_pool else "USD")
+
+
+def _budget_warning(pool: dict[str, Any], warnings: list[dict[str, Any]]) -> None:
+    budget = (pool.get("cost") or {}).get("budget")
+    if not budget or not budget["warn"]:
+        return
+    cost = pool["cost"]
+    spent = f"{cost['day']:.2f} today, {cost['month']:.2f} this month ({cost['currency']}, estimated)"
+    if budget["spent"]:
+        action = "; its key is withdrawn until the period ends" if budget["stop"] else ""
+        warnings.append(_warning("budget_reached", "error", f"pool {pool['name']} spent its {budget['period']} "
+                                 f"budget: {spent}{action}", pool=pool["name"]))
+    else:
+        warnings.append(_warning("budget_warning", "warning", f"pool {pool['name']} is at "
+                                 f"{budget['fraction'] * 100:.0f}% of its {budget['period']} budget: {spent}",
+                                 pool=pool["name"]))
 
 
 def _event(e) -> dict[str, Any]:

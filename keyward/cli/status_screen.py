@@ -114,6 +114,8 @@ def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: 
     if pool["all_exhausted"]:
         out.append(paint("  ALL PROJECTS EXHAUSTED: the least-bad key stays published", RED))
     out.append("  sinks: " + ("; ".join(pool["sinks"]) or "none"))
+    if pool.get("cost"):
+        out.append("  spend: " + _spend(pool["cost"]) + _budget(pool["cost"].get("budget"), paint))
     for project_id in pool["projects"]:
         p = projects.get(project_id)
         if p is not None:
@@ -131,10 +133,28 @@ def _project(p: dict[str, Any], cur: dict[str, Any] | None, now: datetime, paint
     bars = "      " + "  ".join(bar(n.upper(), u[n]["used"], u[n]["limit"]) for n in ("rpm", "tpm", "rpd"))
     bars += f"  day resets {_in(p['rpd_reset_at'], now)}"
     out = [head, bars]
+    if p.get("cost"):
+        out.append("      spend: " + _spend(p["cost"]))
     if p["exhausted"]:
         out.append(paint(f"      exhausted until {_clock(p['exhausted_until'], now)} "
                          f"({p['exhausted_scope']})", YELLOW))
     return out
+
+
+def _spend(cost: dict[str, Any]) -> str:
+    text = f"~{cost['day']:.2f} {cost['currency']} today (Pacific), ~{cost['month']:.2f} this month"
+    if cost.get("unpriced_models"):
+        text += f"; no price for {', '.join(cost['unpriced_models'])}"
+    return text
+
+
+def _budget(budget: dict[str, Any] | None, paint: _Paint) -> str:
+    if not budget or budget["fraction"] is None:
+        return ""
+    text = f"  budget {budget['fraction'] * 100:.0f}% of {budget['period']}"
+    if budget["spent"]:
+        return paint(text + (" SPENT, key withdrawn" if budget["stop"] else " SPENT"), RED)
+    return paint(text, YELLOW) if budget["warn"] else text
 
 
 def _echo_raw(text: str) -> None:

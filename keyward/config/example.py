@@ -136,6 +136,15 @@ path = "{runtime_dir}/default.key"
 # Default: the environment's keyring; name a backend class to choose one explicitly.
 # backend = "keyring.backends.SecretService.Keyring"
 
+# A spending limit for this pool, in the currency of [prices] (which it needs): per Pacific day
+# and/or per calendar month. Status warns at warn_at of either; with stop = true the pool's key is
+# withdrawn from its sinks once one is spent, until that period ends.
+# [pools.default.budget]
+# daily = 5.0
+# monthly = 100.0
+# warn_at = 0.8
+# stop = false
+
 # A Google Cloud project whose Gemini keys keyward looks after; the table name is its project id.
 [projects.my-project-1]
 # The project number, from the project's dashboard in the Google Cloud console.
@@ -162,6 +171,24 @@ rpd = 250
 # An unmanaged project: you create its keys and give them to keyward from the command line.
 [projects.my-project-2]
 # number = "210987654321"
+
+# Prices per 1M tokens, for the estimated spend in `keyward status` and for budgets. A table name
+# may be a glob ("gemini-2.5-pro*"). Output includes thinking tokens. These are Google's paid-tier
+# list prices for prompts up to 200k tokens as published in 2025: check
+# https://ai.google.dev/gemini-api/docs/pricing before relying on them. All in one currency.
+# [prices."gemini-2.5-flash"]
+# input = 0.30
+# output = 2.50
+# currency = "USD"
+# [prices."gemini-2.5-pro"]
+# input = 1.25
+# output = 10.00
+# [prices."gemini-2.5-flash-lite"]
+# input = 0.10
+# output = 0.40
+# [prices."gemini-2.0-flash"]
+# input = 0.10
+# output = 0.40
 '''
 
 DEFAULT_RUNTIME_DIR = Path("/run/keyward")

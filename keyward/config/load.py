@@ -39,7 +39,7 @@ TOP_LEVEL: dict[str, v.Checker] = {
     "database": v.text(DATABASE_URL_PATTERN, "expected an SQLAlchemy URL like 'sqlite:////var/lib/keyward/keyward.db'"),
     "log_level": v.choice(LOG_LEVELS),
 }
-TABLES = (*SECTIONS, "pools", "projects")
+TABLES = (*SECTIONS, "pools", "projects", "prices", "alerts")
 GOOGLE_CREDENTIAL_NAME = "google.json"
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
 
@@ -153,8 +153,21 @@ def _build(document: dict, env: Mapping[str, str], sink_types: Collection[str], 
     if DEFAULT_POOL not in pools and (not pools or any(p.pool == DEFAULT_POOL for p in projects.values())):
         pools[DEFAULT_POOL] = implicit_pool(runtime_dir)
 
+    from keyward.config.costs import build_prices
+
+    prices = build_prices(document.get("prices"), problems)
+    if any(p.budget is not None for p in pools.values()) and not prices:
+        name = next(p.name for p in pools.values() if p.budget is not None)
+        problems.add(("pools", name, "budget"), "a budget needs [prices.\"MODEL\"] tables to count spend")
+    alerts = None
+    if "alerts" in document:
+        from keyward.alerts import build_alerts
+
+        alerts = build_alerts(document["alerts"], problems)
     return Config(
         source=source,
+        prices=prices,
+        alerts=alerts,
         state_dir=state_dir,
         runtime_dir=runtime_dir,
         database_url=database_url,

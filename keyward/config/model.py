@@ -97,6 +97,7 @@ class PoolConfig:
     post_publish: tuple[str, ...] | None = None
     post_publish_timeout: timedelta = timedelta(seconds=30)
     declared: bool = True
+    budget: Any = None  # keyward.cost.BudgetConfig, or None: no budget
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ class Config:
     google: GoogleConfig = field(default_factory=GoogleConfig)
     pools: dict[str, PoolConfig] = field(default_factory=dict)
     projects: dict[str, ProjectConfig] = field(default_factory=dict)
+    prices: dict[str, Any] = field(default_factory=dict)  # model → keyward.cost.Price
+    alerts: Any = None  # keyward.alerts.AlertsConfig, or None: no event hooks
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -29,7 +29,14 @@ POOL: dict[str, v.Checker] = {
     "sinks": lambda value, path, problems: value,  # checked by build_sinks, which needs the pool name
     "post_publish": v.argv,
     "post_publish_timeout": v.duration(timedelta(seconds=1), timedelta(hours=1)),
+    "budget": lambda value, path, problems: _budget(value, path, problems),
 }
+
+
+def _budget(value: Any, path: KeyPath, problems: Problems) -> Any:
+    from keyward.config.costs import build_budget
+
+    return build_budget(value, path, problems)
 
 FILE_MODES = {"0600": 0o600, "0640": 0o640, "600": 0o600, "640": 0o640}
 

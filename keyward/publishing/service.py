@@ -119,6 +119,8 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
     entry = sinks_for(ctx, name)
     result.failures.update(entry.broken)
     complete = False
+    if decision.secret is not None and _budget_stopped(ctx, name, now):
+        return _withdraw_for_budget(ctx, name, decision, result, entry, now)
     if decision.secret is not None and decision.key_id is not None:
         changed = decision.key_id != decision.published_key_id
         for label, sink in entry.sinks:
@@ -152,6 +154,44 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
         result.failures[STATE_LABEL] = str(exc)
     for label, why in result.failures.items():
         log.error("pool %s: %s (kept what it held; retried on the next pass)", name, _with_label(label, why))
+    return result
+
+
+def _budget_stopped(ctx: "Context", name: str, now: datetime) -> bool:
+    """True when the pool's budget says `stop = true` and one of its periods is spent."""
+    pool_cfg = ctx.config.pools.get(name)
+    if pool_cfg is None or pool_cfg.budget is None or not pool_cfg.budget.stop:
+        return False
+    from keyward.cost import budget_spent
+
+    with ctx.store.read() as s:
+        check = budget_spent(s, ctx.config, name, now)
+    return bool(check and check.spent)
+
+
+def _withdraw_for_budget(ctx: "Context", name: str, d: _Decision, result: PublishResult, entry,
+                         now: datetime) -> PublishResult:
+    """The budget is spent and says stop: take the key out of every sink until the period ends."""
+    result.reason = "budget spent: the key is withdrawn until the budget's period ends"
+    for label, sink in entry.sinks:
+        try:
+            sink.withdraw()
+        except KeywardError as exc:
+            result.failures[label] = redact(str(exc))
+    with ctx.store.write() as s:
+        pool = q.get_pool(s, name)
+        if pool.published_key_id is not None:
+            pool.published_key_id, pool.published_at = None, None
+            q.journal(s, "budget.stopped", result.reason, level="error", pool=name, key_id=d.key_id, now=now)
+            log.error("pool %s: %s", name, result.reason)
+    try:
+        write_state(ctx.config.runtime_dir, name, {
+            "pool": name, "key_id": None, "project_id": None, "masked": None, "all_exhausted": False,
+            "exhausted_until": None, "reason": result.reason, "published": False, "published_at": None,
+            "budget_spent": True,
+        })
+    except PublishError as exc:
+        result.failures[STATE_LABEL] = str(exc)
     return result
 
 

@@ -10,10 +10,10 @@ from keyward.storage import store as q
 from support.fakes import fake_standard_key
 
 POOL_FIELDS = {"name", "model", "margin", "current", "all_exhausted", "published_key_id", "published_at",
-               "sinks", "projects"}
+               "sinks", "projects", "cost"}
 PROJECT_FIELDS = {"project_id", "pool", "model", "managed", "usage", "limit_source", "load", "no_quota",
                   "pacific_day", "rpd_reset_at", "exhausted", "exhausted_until", "exhausted_scope",
-                  "rotation", "keys"}
+                  "rotation", "keys", "cost"}
 KEY_FIELDS = {"key_id", "kind", "state", "origin", "masked", "current", "created_at", "age_s",
               "rotate_after", "grace_until", "invalid_reason"}
 DAEMON_FIELDS = {"running", "stale", "pid", "host", "version", "started_at", "heartbeat_at", "heartbeat_age_s", "stopped_at"}
