@@ -100,10 +100,17 @@ def prune(ctx: "Context") -> None:
     accounting.prune(ctx)
 
 
+def alerts(ctx: "Context") -> None:
+    from keyward import alerts as event_hooks
+
+    event_hooks.check(ctx)
+
+
 def job_table(config: "Config") -> list[JobSpec]:
     """Every job with its interval from the config; the order is the order of a `--once` pass."""
     d = config.daemon
     jitter = d.jitter.total_seconds()
+    extra = [] if config.alerts is None else [JobSpec("alerts", config.alerts.interval.total_seconds(), alerts)]
     return [
         JobSpec("rotation", d.rotation_check.total_seconds(), rotation, jitter),
         JobSpec("limits", d.rotation_check.total_seconds(), refresh_limits, jitter),
@@ -111,7 +118,7 @@ def job_table(config: "Config") -> list[JobSpec]:
         JobSpec("publish", config.selection.interval.total_seconds(), publish),
         JobSpec("recheck", d.verify_invalid.total_seconds(), recheck_invalid, jitter),
         JobSpec("prune", d.prune_interval.total_seconds(), prune, jitter),
-    ]
+    ] + extra
 
 
 def run_job(spec: JobSpec, ctx: "Context") -> bool:

@@ -90,6 +90,32 @@ class StatusCollector:
             daemon_up.add_metric([], status["daemon"]["heartbeat_age_s"])
         yield from (load, used, limit, exhausted, key_age, current, all_exhausted, rotated, failures, warnings,
                     daemon_up)
+        yield from _cost_metrics(status)
+
+
+def _cost_metrics(status: dict) -> Iterator:
+    """Estimated spend (only with [prices] in the config) and each budget's spent fraction."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    spend = GaugeMetricFamily("keyward_project_spend", "Estimated spend of the Pacific day or month",
+                              labels=["pool", "project", "period", "currency"])
+    pool_spend = GaugeMetricFamily("keyward_pool_spend", "Estimated spend of the pool in the Pacific day or month",
+                                   labels=["pool", "period", "currency"])
+    budget = GaugeMetricFamily("keyward_pool_budget_fraction", "Highest spent fraction of the pool's budgets "
+                               "(1 = spent)", labels=["pool", "period"])
+    for p in status["projects"]:
+        if p.get("cost"):
+            for period in ("day", "month"):
+                spend.add_metric([p["pool"], p["project_id"], period, p["cost"]["currency"]], p["cost"][period])
+    for pool in status["pools"]:
+        cost = pool.get("cost")
+        if not cost:
+            continue
+        for period in ("day", "month"):
+            pool_spend.add_metric([pool["name"], period, cost["currency"]], cost[period])
+        if cost.get("budget") and cost["budget"]["fraction"] is not None:
+            budget.add_metric([pool["name"], cost["budget"]["period"]], cost["budget"]["fraction"])
+    yield from (spend, pool_spend, budget)
 
 
 class MetricsServer:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("keyward.cli.usage", "report", "Report usage or a quota error for a pool's key."),
     "usage": ("keyward.cli.usage", "usage", "Poll and prune usage records."),
     "status": ("keyward.cli.status", "status", "Show pools, projects, quota, keys and health."),
+    "alerts": ("keyward.cli.alerts", "alerts", "Run the alert hooks for trouble that started or ended."),
     "current": ("keyward.cli.current_command", "current", "Print a pool's published key (for scripts)."),
     "exec": ("keyward.cli.exec_command", "exec_", "Run a program with the pool's key; restart it when the key changes."),
     "run": ("keyward.cli.daemon", "run", "Run the daemon (or one pass with --once)."),

@@ -189,6 +189,21 @@ rpd = 250
 # [prices."gemini-2.0-flash"]
 # input = 0.10
 # output = 0.40
+
+# Event hooks: a command run (without a shell) when trouble starts and again when it ends, with
+# KEYWARD_EVENT (all_exhausted, rotation_failing, key_invalid, budget_reached, daemon_stale),
+# KEYWARD_EVENT_STATE (firing or resolved), KEYWARD_MESSAGE, KEYWARD_POOL, KEYWARD_PROJECT,
+# KEYWARD_KEY_ID, KEYWARD_UNTIL and KEYWARD_FAILURES in its environment; never a key.
+# [alerts]
+# command = ["/usr/local/bin/keyward-alert"]
+# events = ["all_exhausted", "rotation_failing", "key_invalid", "budget_reached", "daemon_stale"]
+# rotation_failing fires after this many failed rotations of a project in a row.
+# rotation_failures = 3
+# timeout = "30s"
+# How often the daemon checks (`keyward alerts check` checks once, e.g. from a timer).
+# interval = "60s"
+# Run the command again when a condition clears.
+# resolved = true
 '''
 
 DEFAULT_RUNTIME_DIR = Path("/run/keyward")

@@ -50,16 +50,27 @@ def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout:
     A string is split like a shell would (shlex) but never run through one. Failures to start,
     non-zero exits and timeouts are logged at warning and give False; this never raises for them.
     """
+    name = os.path.basename(argv.split()[0]) if isinstance(argv, str) and argv.split() else (
+        os.path.basename(argv[0]) if not isinstance(argv, str) and argv else "")
+    return run_command(argv, {"KEYWARD_POOL": pool, "KEYWARD_KEY_ID": key_id}, timeout,
+                       f"post-publish hook {name} for pool {pool}")
+
+
+def run_command(argv: Sequence[str] | str, extra_env: dict[str, str], timeout: float, label: str) -> bool:
+    """Run an operator's command with `extra_env` added; return True if it exited 0 within `timeout`.
+
+    `label` names it in log lines ("post-publish hook notify for pool main"). Never raises for a
+    command that cannot start, fails or hangs: each is one warning with its (redacted) output.
+    """
     try:
         args = shlex.split(argv) if isinstance(argv, str) else list(argv)
     except ValueError as exc:
-        log.warning("post-publish hook for pool %s cannot be split into arguments: %s", pool, exc)
+        log.warning("%s cannot be split into arguments: %s", label, exc)
         return False
     if not args:
-        log.warning("post-publish hook for pool %s is empty; nothing run", pool)
+        log.warning("%s is empty; nothing run", label)
         return False
-    name = os.path.basename(args[0])
-    env = {**os.environ, "KEYWARD_POOL": pool, "KEYWARD_KEY_ID": key_id}
+    env = {**os.environ, **extra_env}
     try:
         proc = subprocess.Popen(
             args,
@@ -71,7 +82,7 @@ def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout:
             close_fds=True,
         )
     except OSError as exc:
-        log.warning("post-publish hook %s for pool %s could not start: %s", name, pool, exc.strerror or exc)
+        log.warning("%s could not start: %s", label, exc.strerror or exc)
         return False
     try:
         output, _ = proc.communicate(timeout=timeout)
@@ -83,14 +94,12 @@ def run_post_publish(argv: Sequence[str] | str, pool: str, key_id: str, timeout:
             proc.kill()
             proc.wait()
             output = b""
-        log.warning("post-publish hook %s for pool %s timed out after %gs and was killed%s", name, pool,
-                    timeout, _said(output))
+        log.warning("%s timed out after %gs and was killed%s", label, timeout, _said(output))
         return False
     if proc.returncode != 0:
-        log.warning("post-publish hook %s for pool %s failed with exit status %s%s", name, pool,
-                    proc.returncode, _said(output))
+        log.warning("%s failed with exit status %s%s", label, proc.returncode, _said(output))
         return False
     if output:
-        log.debug("post-publish hook %s output: %s", name, _truncate(output))
-    log.debug("post-publish hook %s for pool %s succeeded", name, pool)
+        log.debug("%s output: %s", label, _truncate(output))
+    log.debug("%s succeeded", label)
     return True
