@@ -16,7 +16,9 @@ trip), and a new `genai.Client` is made only when the key changed. After `genera
 - every project exhausted: `keyward.errors.AllExhausted` is raised, with `until` (when the first
   project frees up), without sending a request that could only fail.
 
-Other methods (`count_tokens`, `files`, `chats`, …) pass through to a client on the current key,
+`generate_content_stream` (sync and async) is handled the same way: usage is reported once, from
+the last chunk that carried it (also when the caller stops reading early), and a refusal before
+the first chunk is retried. Other methods (`count_tokens`, `files`, `chats`, …) pass through to a client on the current key,
 without reporting. Reporting never fails the call: a report nobody takes is spooled (see
 `keyward.usage.spool`). `google-genai` itself is imported when the first Client is made.
 """
@@ -28,6 +30,7 @@ import logging
 import os
 import time
 from datetime import timezone
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from keyward.errors import AllExhausted, KeywardError, NothingPublished
@@ -260,6 +263,59 @@ class Client:
         raise AssertionError("unreachable")
 
 
+    def stream(self, args: tuple, kwargs: dict) -> Iterator[Any]:
+        """generate_content_stream: usage reported once, from the last chunk that carried it, also
+        when the caller stops early; a refusal before the first chunk is retried like a call."""
+        from google.genai import errors
+
+        model = _model_name(args, kwargs)
+        self._refuse_if_exhausted()
+        for attempt in (0, 1):
+            inner, key = self._client()
+            last, started = None, False
+            try:
+                for chunk in inner.models.generate_content_stream(*args, **kwargs):
+                    started = True
+                    last = chunk if getattr(chunk, "usage_metadata", None) is not None else last
+                    yield chunk
+                return
+            except errors.APIError as exc:
+                if started or not is_refusal(exc):
+                    raise
+                self._report_refusal(exc, key, model)
+                if attempt:
+                    self._final(exc)
+                self._after_refusal(exc, key)
+            finally:
+                if last is not None:
+                    self._report_usage(last, key, model)
+
+    async def stream_async(self, args: tuple, kwargs: dict) -> AsyncIterator[Any]:
+        from google.genai import errors
+
+        model = _model_name(args, kwargs)
+        self._refuse_if_exhausted()
+        for attempt in (0, 1):
+            inner, key = self._client()
+            last, started = None, False
+            try:
+                async for chunk in await inner.aio.models.generate_content_stream(*args, **kwargs):
+                    started = True
+                    last = chunk if getattr(chunk, "usage_metadata", None) is not None else last
+                    yield chunk
+                return
+            except errors.APIError as exc:
+                if started or not is_refusal(exc):
+                    raise
+                await asyncio.to_thread(self._report_refusal, exc, key, model)
+                if attempt:
+                    self._final(exc)
+                await self._after_refusal_async(exc, key)
+            finally:
+                if last is not None:
+                    await asyncio.to_thread(self._report_usage, last, key, model)
+
+
 class _Models:
     """`client.models` / `client.aio.models`: generate_content wrapped, the rest passed through."""
 
@@ -271,6 +327,15 @@ class _Models:
         if self._async:
             return self._owner.call_async("generate_content", args, kwargs)
         return self._owner.call("generate_content", args, kwargs)
+
+    def generate_content_stream(self, *args: Any, **kwargs: Any) -> Any:
+        if self._async:
+            return self._aiter(args, kwargs)
+        return self._owner.stream(args, kwargs)
+
+    async def _aiter(self, args: tuple, kwargs: dict) -> AsyncIterator[Any]:
+        """`await client.aio.models.generate_content_stream(...)` gives an async iterator, as in google-genai."""
+        return self._owner.stream_async(args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

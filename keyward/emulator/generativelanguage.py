@@ -198,7 +198,9 @@ class GenerativeLanguage:
             if exceeded is not None:
                 raise exceeded
             body = _generation(model, tokens)
-            return (200, [body] if rpc == "streamGenerateContent" else body), tokens, True
+            if rpc == "streamGenerateContent":
+                return (200, _stream(body, sse=req.arg("alt") == "sse")), tokens, True
+            return (200, body), tokens, True
 
         return self._guarded(req, version, rpc_name, model, work)
 
@@ -216,6 +218,22 @@ def _generation(model: str, prompt_tokens: int) -> dict[str, Any]:
         "modelVersion": model,
         "responseId": uuid.uuid4().hex[:22],
     }
+
+
+def _stream(body: dict[str, Any], *, sse: bool) -> Any:
+    """The answer in two chunks, as Gemini streams: text split, usage in each chunk and complete
+    in the last; a JSON array, or server-sent events with `alt=sse`."""
+    from keyward.emulator.server import EventStream
+
+    text = body["candidates"][0]["content"]["parts"][0]["text"]
+    half = len(text) // 2
+    usage = body["usageMetadata"]
+    first = {**body, "candidates": [{"content": {"parts": [{"text": text[:half]}], "role": "model"}, "index": 0}],
+             "usageMetadata": {"promptTokenCount": usage["promptTokenCount"],
+                               "totalTokenCount": usage["promptTokenCount"]}}
+    last = {**body, "candidates": [{**body["candidates"][0],
+                                    "content": {"parts": [{"text": text[half:]}], "role": "model"}}]}
+    return EventStream([first, last]) if sse else [first, last]
 
 
 def _target_allows(target: dict[str, Any], rpc_method: str) -> bool:

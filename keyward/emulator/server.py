@@ -68,7 +68,19 @@ def _error(exc: RpcError) -> tuple[int, Any]:
     return exc.code, exc.body()
 
 
+class EventStream(list):
+    """A handler's reply sent as server-sent events, one `data:` line per item (what Gemini does
+    for `streamGenerateContent?alt=sse`, which google-genai asks for)."""
+
+
+class _EventStreamBytes(bytes):
+    """Encoded server-sent events: `_reply` sends them as text/event-stream."""
+
+
 def _encode(status: int, body: Any) -> tuple[int, bytes]:
+    if isinstance(body, EventStream):
+        return status, _EventStreamBytes(b"".join(b"data: " + json.dumps(item).encode("utf-8") + b"\r\n\r\n"
+                                                  for item in body))
     return status, json.dumps(body, indent=2).encode("utf-8")
 
 
@@ -106,7 +118,8 @@ def make_handler(router: Router) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, status: int, payload: bytes) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            kind = "text/event-stream" if isinstance(payload, _EventStreamBytes) else "application/json; charset=UTF-8"
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Vary", "Origin, X-Origin, Referer")
             self.end_headers()

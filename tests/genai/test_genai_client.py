@@ -134,3 +134,29 @@ def test_generate_content_when_key_invalid_reports_it_and_uses_the_next(world, c
     status = build_status(ctx)
     [invalid] = [k for p in status["projects"] for k in p["keys"] if k["key_id"] == before.key_id]
     assert invalid["state"] == "invalid" and "API_KEY_INVALID" in (invalid["invalid_reason"] or "")
+
+
+def test_generate_content_stream_when_429_switches_key_and_counts_once(world, closing):
+    emu, ctx = world
+    client = closing(Client("main"))
+    first = "".join(chunk.text for chunk in client.models.generate_content_stream(model=MODEL, contents="hello"))
+    second = "".join(chunk.text for chunk in client.models.generate_content_stream(model=MODEL, contents="hello"))
+    assert first == second == f"This is an emulated answer from {MODEL}."
+    assert _usage(ctx) == {"alpha-proj": 1, "beta-proj": 1}
+    status = build_status(ctx)
+    assert sum(p["usage"]["tpm"]["used"] for p in status["projects"]) == 4  # 2 calls of ceil(len('hello') / 4) = 2 input tokens
+
+
+def test_async_generate_content_stream_counts_once(world, closing):
+    emu, ctx = world
+    client = Client("main")
+
+    async def run():
+        async with client:
+            parts = []
+            async for chunk in await client.aio.models.generate_content_stream(model=MODEL, contents="hello"):
+                parts.append(chunk.text)
+            return "".join(parts)
+
+    assert asyncio.run(run()) == f"This is an emulated answer from {MODEL}."
+    assert sum(_usage(ctx).values()) == 1
