@@ -21,6 +21,9 @@ named by id and by mask ("AQ.…wxyz").
       published_key_id, published_at   the key every sink last confirmed, and when
       sinks[]                      one line per sink ("file /run/keyward/main.key (raw, 0600)")
       projects[]                   project ids in the pool
+      cost                         null without [prices]; else {currency, day, month, unpriced_models[],
+                                   budget: null | {daily, monthly, warn_at, stop, fraction, period,
+                                   warn, spent}}: estimated spend of the Pacific day and month
     projects[]       sorted by project id:
       project_id, pool, model, managed
       usage          {rpm|tpm|rpd: {used: int, limit: int|null}}; rpm/tpm count the current and the
@@ -36,9 +39,11 @@ named by id and by mask ("AQ.…wxyz").
       keys[]         live and invalid keys (retired and failed ones are left out), oldest first:
                      {key_id, kind: "auth"|"standard", state, origin: "keyward"|"manual", masked,
                       current: bool, created_at, age_s, rotate_after, grace_until, invalid_reason}
+      cost           null without [prices]; else {currency, day, month, unpriced_models[]}
     warnings[]       {code, level: "warning"|"error", message, pool, project_id, key_id}; codes:
                      daemon_not_running, daemon_stale, all_exhausted, no_key, not_published,
-                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors
+                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors,
+                     budget_warning, budget_reached
     recent_errors[]  error-level journal events of the last 24 hours, newest first (at most 20):
                      {at, kind, message, pool, project_id, key_id}
 """
