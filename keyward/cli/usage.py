@@ -98,6 +98,9 @@ def report(inv: Invocation, pool: str | None, model: str | None, requests: int |
     if isinstance(item, UsageReport):
         click.echo(f"recorded {item.requests} request(s), {item.input_tokens} input and "
                    f"{item.output_tokens} output token(s) (via the {reply['via']})")
+    elif reply.get("via") == "spool":
+        click.echo("no daemon answered and the database cannot be written: the report is spooled and "
+                   "delivered with the next one that gets through")
     else:
         for result in reply.get("results") or []:
             click.echo(f"recorded {result['kind']} for key {result['key_id']}: {result['reason']}")
