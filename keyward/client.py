@@ -78,6 +78,10 @@ def current_key(pool: str = "default", *, config_path: str | None = None,
             secret = build_sink(pool, sink.type, dict(sink.options)).read()
             if secret:
                 return secret
+    state = read_published_state(config.runtime_dir, pool) or {}
+    if state.get("budget_spent"):
+        raise NothingPublished(f"pool {pool!r} spent its budget and its key is withdrawn until the "
+                               "budget's period ends (see `keyward status`)")
     return _from_database(config, pool)
 
 

@@ -110,3 +110,14 @@ def test_alerts_config_when_bad_reports_every_problem(tmp_path):
         load_config(path, env={})
     for fragment in ("alerts.command", "nope", "alerts.rotation_failures"):
         assert fragment in str(info.value)
+
+
+def test_job_table_when_alerts_configured_checks_them_after_the_other_jobs(tmp_path):
+    from keyward.jobs import job_table
+
+    world, _out = _world(tmp_path)
+    try:
+        names = [spec.name for spec in job_table(world.ctx.config)]
+    finally:
+        world.ctx.close()
+    assert names[-1] == "alerts" and "alerts" not in [s.name for s in job_table(load_config(None, env={}))]

@@ -124,6 +124,11 @@ def test_budget_when_spent_and_stop_withdraws_key_until_next_day(tmp_path):
         assert "budget_reached" in [w["code"] for w in status["warnings"]]
         assert status["pools"][0]["cost"]["budget"]["spent"] is True
         assert world.events("budget.stopped")
+        from keyward import client
+        from keyward.errors import NothingPublished
+
+        with pytest.raises(NothingPublished, match="spent its budget"):
+            client.current_key("main", config_path=str(tmp_path / "keyward.toml"), env=world.ctx.env)
         world.clock.advance(days=1)                   # a new Pacific day: the daily budget is fresh
         publish_pools(world.ctx, trigger="timer")
         assert key_file.read_text().strip() == secret

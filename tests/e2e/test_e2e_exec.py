@@ -26,7 +26,7 @@ CHILD = textwrap.dedent("""
             fh.write(text + "\\n")
     def on_signal(signum, frame):
         note(f"signal {signal.Signals(signum).name} {os.getpid()}")
-        if signum == signal.SIGTERM:
+        if signum == signal.SIGTERM and os.environ.get("EXIT_ON_TERM") != "ignore":
             sys.exit(int(os.environ.get("EXIT_ON_TERM", "0")))
     for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(s, on_signal)
@@ -162,3 +162,17 @@ def test_exec_when_on_change_invalid_exits_2(setup):
     proc = subprocess.run([KEYWARD, "--config", str(setup.config), "exec", "--on-change", "signal:NOPE", "--",
                            "true"], env=setup.env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "signal" in proc.stderr
+
+
+def test_exec_when_child_ignores_sigterm_on_restart_kills_it_after_stop_timeout(setup):
+    setup.publish()
+    proc = setup.start("--stop-timeout", "1s", EXIT_ON_TERM="ignore")
+    try:
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        old_pid = next(l for l in lines if l[0] == "start")[1]
+        second = setup.publish()
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" and l[2] == second for l in ls), timeout=10)
+        assert ["signal", "SIGTERM", old_pid] in lines
+        assert proc.poll() is None
+    finally:
+        _stop(proc)
