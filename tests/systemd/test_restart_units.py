@@ -48,3 +48,20 @@ def test_restart_units_when_instantiated_and_verified_print_nothing(tmp_path, in
     result = subprocess.run([ANALYZE, "verify", str(tmp_path / instance)], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+def test_alerts_timer_and_service_when_verified_print_nothing(tmp_path):
+    import re
+    import sys
+
+    service = (REPO / "systemd" / "keyward-alerts.service").read_text()
+    runnable, count = re.subn(r"^ExecStart=/usr/bin/keyward ", f"ExecStart={sys.executable} -m keyward ",
+                              service, flags=re.MULTILINE)
+    assert count == 1
+    (tmp_path / "keyward-alerts.service").write_text(runnable)
+    shutil.copy(REPO / "systemd" / "keyward-alerts.timer", tmp_path / "keyward-alerts.timer")
+    for unit in ("keyward-alerts.timer", "keyward-alerts.service"):
+        result = subprocess.run([ANALYZE, "verify", str(tmp_path / unit)], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit
