@@ -112,11 +112,16 @@ class Spool:
             raise SpoolError(f"cannot write the report spool {self.path}: {exc.strerror}") from None
 
     def deliver(self, send: Callable[[list[Report]], object]) -> int:
-        """Send every spooled report through `send` (in batches); return how many were delivered.
+        """Send every spooled report through `send` (in batches); return how many left the spool.
 
-        A batch that `send` refuses (it raises) stays spooled with everything after it, and the
-        error propagates. Lines that no longer parse are logged and dropped: they never will.
+        When the database or socket fails (StorageError, OSError) the batch stays spooled with
+        everything after it, and the error propagates. A batch refused for its content (an unknown
+        pool or key: another KeywardError) is sent again one report at a time, and only the reports
+        refused on their own are logged and dropped, since they would be refused forever. Lines
+        that no longer parse are dropped the same way.
         """
+        from keyward.errors import StorageError
+
         if not self.pending():
             return 0
         delivered = 0
@@ -137,8 +142,22 @@ class Spool:
             try:
                 while delivered < len(reports):
                     batch = reports[delivered:delivered + BATCH]
-                    send(batch)
-                    delivered += len(batch)
+                    try:
+                        send(batch)
+                        delivered += len(batch)
+                        continue
+                    except (StorageError, OSError):
+                        raise
+                    except KeywardError:
+                        pass  # something in the batch is refused: find it
+                    for report in batch:
+                        try:
+                            send([report])
+                        except (StorageError, OSError):
+                            raise
+                        except KeywardError as exc:
+                            log.error("a spooled report is refused and dropped (%r): %s", report, exc)
+                        delivered += 1
             finally:
                 self._rewrite(reports[delivered:])
         if delivered:

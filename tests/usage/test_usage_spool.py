@@ -133,3 +133,20 @@ def test_report_when_daemon_stopped_and_database_unwritable_spools_then_delivers
     with Context(load_config(shared_dir / "keyward.toml", env=env_root), env=env_root) as ctx:
         [project] = [p for p in build_status(ctx)["projects"] if p["project_id"] == "alpha-1"]
     assert project["usage"]["rpd"]["used"] == 3
+
+
+def test_spool_when_one_report_refused_drops_only_it(tmp_path, caplog):
+    from keyward.errors import NotFound
+
+    spool = Spool(tmp_path / "spool")
+    spool.append([UsageReport("p", input_tokens=1), UsageReport("gone", input_tokens=2), UsageReport("p", input_tokens=3)])
+    got: list[int] = []
+
+    def send(batch):
+        if any(r.pool == "gone" for r in batch):
+            raise NotFound("no pool named 'gone'")
+        got.extend(r.input_tokens for r in batch)
+
+    assert spool.deliver(send) == 3
+    assert got == [1, 3] and not spool.pending()
+    assert "refused and dropped" in caplog.text and "gone" in caplog.text
