@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("keyward.cli.status", "status", "Show pools, projects, quota, keys and health."),
     "alerts": ("keyward.cli.alerts", "alerts", "Run the alert hooks for trouble that started or ended."),
     "current": ("keyward.cli.current_command", "current", "Print a pool's published key (for scripts)."),
-    "exec": ("keyward.cli.exec_command", "exec_", "Run a program with the pool's key; restart it when the key changes."),
+    "exec": ("keyward.cli.exec_command", "exec_", "Run a program with the key; restart it on a new key."),
     "run": ("keyward.cli.daemon", "run", "Run the daemon (or one pass with --once)."),
     "demo": ("keyward.cli.daemon", "demo", "Run a live demo against the local emulator."),
     "emulator": ("keyward.cli.daemon", "emulator", "Serve the local emulator of Google's APIs."),
