@@ -55,6 +55,7 @@ class AlertsConfig:
 def build_alerts(raw: Any, problems: "Problems") -> AlertsConfig | None:
     """Check the `[alerts]` table; record every problem and return None when it is unusable."""
     from keyward.config import values as v
+    from keyward.config.problems import did_you_mean
     from keyward.config.sections import check_fields, table_or_none
 
     def events(value: Any, path, problems) -> Any:
@@ -62,8 +63,9 @@ def build_alerts(raw: Any, problems: "Problems") -> AlertsConfig | None:
             problems.add(path, f"expected a list of event names from: {', '.join(EVENTS)}")
             return v.INVALID
         unknown = [e for e in value if e not in EVENTS]
+        for name in unknown:
+            problems.add(path, did_you_mean(name, EVENTS, "event"))
         if unknown:
-            problems.add(path, f"unknown event(s) {', '.join(map(repr, unknown))}; known: {', '.join(EVENTS)}")
             return v.INVALID
         return tuple(dict.fromkeys(value))
 
