@@ -204,9 +204,14 @@ def _parse(value: str, what: str) -> tuple[str, bytes, bytes, bytes, bytes]:
         if len(parts) != 3 or len(parts[0]) != 8:
             raise ValueError("wrong number of fields")
         master_id = parts[0]
-        int(master_id, 16)
+        if master_id.strip("0123456789abcdef"):
+            raise ValueError("master key id is not lowercase hex")
         wrap = base64.b64decode(parts[1], validate=True)
         body = base64.b64decode(parts[2], validate=True)
+        # Only the canonical encoding: the spare bits of a last base64 digit would otherwise let a
+        # flipped bit through unnoticed (it decodes to the same bytes).
+        if _b64(wrap) != parts[1] or _b64(body) != parts[2]:
+            raise ValueError("not canonical base64")
         if len(wrap) != NONCE_BYTES + KEY_BYTES + 16 or len(body) < NONCE_BYTES + 16:
             raise ValueError("wrong length")
     except (ValueError, binascii.Error):
