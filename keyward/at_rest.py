@@ -102,8 +102,26 @@ def encrypt(ctx: "Context") -> Resealed:
     master = _primary(ctx)
     with ctx.store.engine.begin() as conn:
         result = reseal_all(conn, ctx.store.sealer, master, only_plain=True, kind="db.encrypt", now=ctx.now())
+    _forget_old_versions(ctx)
     log.info("%s", result.describe())
     return result
+
+
+def _forget_old_versions(ctx: "Context") -> None:
+    """On SQLite, move the new pages into the file and empty the write-ahead log, where the plain
+    pages would otherwise stay until overwritten. (PostgreSQL keeps dead row versions until VACUUM:
+    the README says so.)"""
+    from keyward.storage.engine import is_sqlite
+
+    if not is_sqlite(ctx.store.engine):
+        return
+    raw = ctx.store.engine.raw_connection()  # outside any transaction, which a checkpoint needs
+    try:
+        busy = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        raw.close()
+    if busy:
+        log.warning("a reader kept the write-ahead log busy; the next checkpoint empties it")
 
 
 def rekey(ctx: "Context") -> Resealed:
@@ -112,5 +130,6 @@ def rekey(ctx: "Context") -> Resealed:
     master = _primary(ctx)
     with ctx.store.engine.begin() as conn:
         result = reseal_all(conn, ctx.store.sealer, master, kind="db.rekey", now=ctx.now())
+    _forget_old_versions(ctx)
     log.info("%s", result.describe())
     return result
