@@ -199,3 +199,53 @@ def test_add_key_when_another_master_key_found_refuses_to_mix_keys(any_db_url, t
         inventory.add_key(ctx, "beta-proj", fake_auth_key())
     with pytest.raises(MasterKeyError, match="not among the master keys found"):
         at_rest.check(ctx)
+
+
+def _downgrade_to_0001(url: str) -> None:
+    from alembic import command
+
+    from keyward.storage.engine import make_engine
+    from keyward.storage.migrate import _alembic_config
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0001")
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_0003_when_master_key_present_seals_a_plain_database_in_place(any_db_url, tmp_path,
+                                                                                  make_ctx, emu, config_path):
+    from click.testing import CliRunner
+
+    from keyward.cli.app import cli
+
+    plain = make_ctx(any_db_url)
+    secrets = [fake_auth_key(), fake_auth_key()]
+    inventory.add_key(plain, "alpha-proj", secrets[0])
+    inventory.add_key(plain, "beta-proj", secrets[1])
+    plain.close()
+    _downgrade_to_0001(any_db_url)  # the database as a keyward from before sealing left it
+    master, _ = mk.init_file(tmp_path / "master.key", add=False)
+
+    result = CliRunner(env={"KEYWARD_DATABASE_URL": any_db_url}).invoke(
+        cli, ["--config", str(config_path), "db", "upgrade"], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert "upgraded from 0001 to 0003_sealed_secrets" in result.output
+    ctx = make_ctx(any_db_url)
+    assert at_rest.inspect(ctx).counts == {master.id: 2}
+    assert sorted(stored_secrets(ctx)) == sorted(secrets)
+    assert_hidden(secrets, dump(any_db_url), "the dump")
+
+
+def test_upgrade_to_0003_when_no_master_key_keeps_plain_text_readable(any_db_url, make_ctx, emu):
+    plain = make_ctx(any_db_url)
+    secret = fake_auth_key()
+    inventory.add_key(plain, "alpha-proj", secret)
+    plain.close()
+    _downgrade_to_0001(any_db_url)
+    ctx = make_ctx(any_db_url)  # opening upgrades
+    assert stored_secrets(ctx) == [secret]
+    assert at_rest.inspect(ctx).counts == {"plain": 1}

@@ -1,0 +1,107 @@
+"""The command line and the daemon with sealed key strings: init, encrypt, rekey, refusals, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from keyward.cli.app import cli
+from keyward.master_key import parse_keys
+from support.fakes import fake_auth_key
+
+
+@pytest.fixture
+def run(config_path, emu):
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(cli, ["--config", str(config_path), *args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_master_key_init_says_where_it_went_without_printing_the_key(run, config_path):
+    result = run("db", "master-key", "init")
+    assert result.exit_code == 0, result.output
+    path = config_path.parent / "master.key"
+    (key,) = parse_keys(path.read_text(), str(path))
+    assert f"created master key {key.id} in {path}" in result.output
+    assert path.read_text().splitlines()[1] not in result.output
+    assert (path.stat().st_mode & 0o777) == 0o600
+    again = run("db", "master-key", "init")
+    assert again.exit_code == 2 and "--add" in again.output
+
+
+def test_status_when_no_master_key_warns_that_key_strings_are_plain(run):
+    assert run("key", "add", "--project", "gamma-proj", input=fake_auth_key() + "\n").exit_code == 0
+    status = json.loads(run("status", "--json").output)
+    assert status["secrets"] == {"sealed": 0, "plain": 1, "master_keys": {}}
+    (warning,) = [w for w in status["warnings"] if w["code"] == "secrets_plain"]
+    assert "1 key string(s) are stored in plain text" in warning["message"]
+    assert "keyward db master-key init" in warning["message"]
+
+
+def test_encrypt_then_rekey_from_the_command_line_moves_every_secret(run, config_path):
+    secret = fake_auth_key()
+    run("key", "add", "--project", "gamma-proj", input=secret + "\n")
+    assert run("db", "master-key", "init").exit_code == 0
+    encrypted = run("db", "encrypt")
+    assert encrypted.exit_code == 0 and "(1 from plain text)" in encrypted.output
+    status = json.loads(run("status", "--json").output)
+    assert status["secrets"]["plain"] == 0 and not [w for w in status["warnings"] if w["code"] == "secrets_plain"]
+
+    added = run("db", "master-key", "init", "--add")
+    assert added.exit_code == 0 and "kept" in added.output
+    path = config_path.parent / "master.key"
+    new, old = parse_keys(path.read_text(), str(path))
+    rekeyed = run("db", "rekey")
+    assert rekeyed.exit_code == 0, rekeyed.output
+    assert f"with master key {new.id} (1 from master key {old.id})" in rekeyed.output
+    assert f"no secret is sealed with master key {old.id} any more" in rekeyed.output
+    shown = run("db", "master-key", "show")
+    assert f"master key {new.id}: seals new secrets; 1 secret(s)" in shown.output
+    for result in (encrypted, added, rekeyed, shown):
+        assert secret not in result.output
+
+
+def test_cli_when_master_key_missing_exits_1_for_secrets_but_status_answers(run, config_path):
+    run("db", "master-key", "init")
+    run("key", "add", "--project", "gamma-proj", input=fake_auth_key() + "\n")
+    (config_path.parent / "master.key").unlink()
+
+    refused = run("key", "add", "--project", "alpha-proj", input=fake_auth_key() + "\n")
+    assert refused.exit_code == 1
+    assert "no master key was found" in refused.output and str(config_path.parent / "master.key") in refused.output
+    assert run("db", "rekey").exit_code == 1
+    status = run("status", "--json")
+    assert status.exit_code == 0 and json.loads(status.output)["secrets"]["sealed"] == 1
+    assert run("key", "list").exit_code == 0
+
+
+def test_daemon_when_master_key_missing_refuses_to_start_naming_where_it_looked(run, config_path, kw_env, emu):
+    run("db", "master-key", "init")
+    run("key", "add", "--project", "gamma-proj", input=fake_auth_key() + "\n")
+    os.rename(config_path.parent / "master.key", config_path.parent / "elsewhere.key")
+    env = {**os.environ, **kw_env, "KEYWARD_GOOGLE_EMULATOR_HOST": emu.address}
+    env.pop("CREDENTIALS_DIRECTORY", None)
+    done = subprocess.run([sys.executable, "-m", "keyward", "--config", str(config_path), "run", "--once"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "sealed with master key" in done.stderr and "no master key was found" in done.stderr
+    for place in ("$CREDENTIALS_DIRECTORY not set", "OS keyring keyward/master-key",
+                  str(config_path.parent / "master.key")):
+        assert place in done.stderr
+
+    os.rename(config_path.parent / "elsewhere.key", config_path.parent / "master.key")
+    creds = config_path.parent / "creds"
+    creds.mkdir()
+    os.rename(config_path.parent / "master.key", creds / "keyward-master")
+    ok = subprocess.run([sys.executable, "-m", "keyward", "--config", str(config_path), "run", "--once"],
+                        capture_output=True, text=True, env={**env, "CREDENTIALS_DIRECTORY": str(creds)},
+                        timeout=60)
+    assert ok.returncode == 0, ok.stderr
