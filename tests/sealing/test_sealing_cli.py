@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -97,6 +98,12 @@ def test_daemon_when_master_key_missing_refuses_to_start_naming_where_it_looked(
                   str(config_path.parent / "master.key")):
         assert place in done.stderr
 
+    run("db", "master-key", "init")  # a fresh key where the right one was: the wrong key
+    wrong = subprocess.run([sys.executable, "-m", "keyward", "--config", str(config_path), "run", "--once"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert wrong.returncode == 1 and "not among the master keys found" in wrong.stderr
+    (config_path.parent / "master.key").unlink()
+
     os.rename(config_path.parent / "elsewhere.key", config_path.parent / "master.key")
     creds = config_path.parent / "creds"
     creds.mkdir()
@@ -105,3 +112,26 @@ def test_daemon_when_master_key_missing_refuses_to_start_naming_where_it_looked(
                         capture_output=True, text=True, env={**env, "CREDENTIALS_DIRECTORY": str(creds)},
                         timeout=60)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_rekey_when_a_sealed_value_was_tampered_exits_1_naming_the_key_and_rewrites_nothing(run, config_path):
+    from sqlalchemy import create_engine, text
+
+    run("db", "master-key", "init")
+    run("key", "add", "--project", "gamma-proj", input=fake_auth_key() + "\n")
+    database = config_path.parent / "state" / "keyward.db"
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        key_id, value = conn.execute(text("SELECT key_id, secret FROM keys")).one()
+        head, body = value.rsplit(":", 1)
+        data = bytearray(base64.b64decode(body))
+        data[20] ^= 0x10  # one bit of the ciphertext
+        tampered = f"{head}:{base64.b64encode(bytes(data)).decode()}"
+        conn.execute(text("UPDATE keys SET secret = :v"), {"v": tampered})
+    run("db", "master-key", "init", "--add")
+    result = run("db", "rekey")
+    assert result.exit_code == 1
+    assert f"the sealed secret of key {key_id} failed authentication" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT secret FROM keys")).scalar() == tampered
+    engine.dispose()
