@@ -138,6 +138,10 @@ def rekey(inv: Invocation) -> None:
     retired = [k for k in state.held if k != result.master_id and k not in state.counts]
     if retired:
         click.echo(f"no secret is sealed with master key {', '.join(retired)} any more; it may be removed")
+    behind = {k: n for k, n in state.counts.items() if k != result.master_id}
+    if behind:  # written by a process that had not seen the new key yet
+        click.echo("still not sealed with it: " + ", ".join(f"{n} ({k})" for k, n in sorted(behind.items()))
+                   + "; run `keyward db rekey` again")
 
 
 @db.group("master-key")

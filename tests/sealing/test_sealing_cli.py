@@ -64,6 +64,8 @@ def test_encrypt_then_rekey_from_the_command_line_moves_every_secret(run, config
     assert rekeyed.exit_code == 0, rekeyed.output
     assert f"with master key {new.id} (1 from master key {old.id})" in rekeyed.output
     assert f"no secret is sealed with master key {old.id} any more" in rekeyed.output
+    assert "still not sealed" not in rekeyed.output
+    assert f"key strings: 1 sealed with master key {new.id}" in run("db", "status").output
     shown = run("db", "master-key", "show")
     assert f"master key {new.id}: seals new secrets; 1 secret(s)" in shown.output
     for result in (encrypted, added, rekeyed, shown):
