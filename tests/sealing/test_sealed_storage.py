@@ -201,7 +201,14 @@ def test_add_key_when_another_master_key_found_refuses_to_mix_keys(any_db_url, t
         at_rest.check(ctx)
 
 
-def _downgrade_to_0001(url: str) -> None:
+def _before_sealing() -> str:
+    from keyward.storage.migrate import _script
+
+    return _script().get_revision("0003_sealed_secrets").down_revision
+
+
+def _downgrade_before_sealing(url: str) -> None:
+    """Take the database back to the revision before sealing, as an older keyward left it."""
     from alembic import command
 
     from keyward.storage.engine import make_engine
@@ -210,7 +217,7 @@ def _downgrade_to_0001(url: str) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            command.downgrade(_alembic_config(conn), "0001")
+            command.downgrade(_alembic_config(conn), _before_sealing())
     finally:
         engine.dispose()
 
@@ -226,14 +233,14 @@ def test_upgrade_to_0003_when_master_key_present_seals_a_plain_database_in_place
     inventory.add_key(plain, "alpha-proj", secrets[0])
     inventory.add_key(plain, "beta-proj", secrets[1])
     plain.close()
-    _downgrade_to_0001(any_db_url)  # the database as a keyward from before sealing left it
+    _downgrade_before_sealing(any_db_url)  # the database as a keyward from before sealing left it
     master, _ = mk.init_file(tmp_path / "master.key", add=False)
 
     result = CliRunner(env={"KEYWARD_DATABASE_URL": any_db_url}).invoke(
         cli, ["--config", str(config_path), "db", "upgrade"], catch_exceptions=False)
 
     assert result.exit_code == 0, result.output
-    assert "upgraded from 0001 to 0003_sealed_secrets" in result.output
+    assert f"upgraded from {_before_sealing()} to" in result.output
     ctx = make_ctx(any_db_url)
     assert at_rest.inspect(ctx).counts == {master.id: 2}
     assert sorted(stored_secrets(ctx)) == sorted(secrets)
@@ -245,7 +252,7 @@ def test_upgrade_to_0003_when_no_master_key_keeps_plain_text_readable(any_db_url
     secret = fake_auth_key()
     inventory.add_key(plain, "alpha-proj", secret)
     plain.close()
-    _downgrade_to_0001(any_db_url)
+    _downgrade_before_sealing(any_db_url)
     ctx = make_ctx(any_db_url)  # opening upgrades
     assert stored_secrets(ctx) == [secret]
     assert at_rest.inspect(ctx).counts == {"plain": 1}
