@@ -233,3 +233,18 @@ def init_keyring(env: Mapping[str, str] | None = None, *, add: bool) -> tuple[Ma
     except Exception as exc:
         raise KeywardError(f"{where}: cannot store the master key: {type(exc).__name__}") from None
     return new, kept
+
+
+def add_new(config: "Config", current: MasterKey | None,
+            env: Mapping[str, str] | None = None) -> tuple[MasterKey, list[MasterKey]]:
+    """Put a new master key in front of `current`, where `current` was found (the default file when
+    there is none). A systemd credential cannot be written from here: raise UsageError saying how."""
+    if current is None or current.source == str(default_file(config, env)):
+        return init_file(default_file(config, env), add=True)
+    if current.source.startswith("OS keyring"):
+        return init_keyring(env, add=True)
+    raise UsageError(
+        f"the master key {current.id} comes from {current.source}, which keyward cannot write: create a new "
+        "key with `keyward db master-key init --file F`, put it first in the credential with the old "
+        "one after it, restart the service, then run `keyward db rekey`"
+    )

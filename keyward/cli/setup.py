@@ -122,8 +122,11 @@ def encrypt(inv: Invocation) -> None:
 
 
 @db.command("rekey")
+@click.option("--new-key", is_flag=True,
+              help="First create a new master key in front of the current one (in the file or keyring "
+                   "holding it).")
 @pass_invocation
-def rekey(inv: Invocation) -> None:
+def rekey(inv: Invocation, new_key: bool) -> None:
     """Seal every key string with the first master key found (after `db master-key init --add`).
 
     Sealed values only have their data key re-wrapped; the change is one transaction, journaled
@@ -132,6 +135,12 @@ def rekey(inv: Invocation) -> None:
     from keyward import at_rest
 
     ctx = inv.context()
+    if new_key:
+        from keyward.master_key import add_new
+
+        new, _ = add_new(ctx.config, ctx.store.sealer.primary, ctx.env)
+        ctx.store.sealer.found(refresh=True)
+        click.echo(f"created master key {new.id} in {new.source}")
     result = at_rest.rekey(ctx)
     click.echo(result.describe())
     state = at_rest.inspect(ctx)

@@ -137,3 +137,27 @@ def test_rekey_when_a_sealed_value_was_tampered_exits_1_naming_the_key_and_rewri
     with engine.connect() as conn:
         assert conn.execute(text("SELECT secret FROM keys")).scalar() == tampered
     engine.dispose()
+
+
+def test_rekey_with_new_key_creates_it_beside_the_old_and_moves_every_secret(run, config_path):
+    run("db", "master-key", "init")
+    run("key", "add", "--project", "gamma-proj", input=fake_auth_key() + "\n")
+    result = run("db", "rekey", "--new-key")
+    assert result.exit_code == 0, result.output
+    path = config_path.parent / "master.key"
+    new, old = parse_keys(path.read_text(), str(path))
+    assert f"created master key {new.id} in {path}" in result.output
+    assert f"(1 from master key {old.id})" in result.output
+
+
+def test_rekey_with_new_key_when_key_is_a_systemd_credential_explains_the_steps(run, config_path, monkeypatch):
+    from keyward.master_key import format_keys
+    from keyward.sealing import MasterKey
+
+    creds = config_path.parent / "creds"
+    creds.mkdir()
+    (creds / "keyward-master").write_text(format_keys([MasterKey.generate("x")]))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    result = run("db", "rekey", "--new-key")
+    assert result.exit_code == 2
+    assert "keyward cannot write" in result.output and "restart the service" in result.output
