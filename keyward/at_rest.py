@@ -73,6 +73,8 @@ def check(ctx: "Context") -> AtRest:
                     "create one with `keyward db master-key init`", state.looked, state.plain)
     elif state.primary is not None and state.plain:
         log.warning("%d key string(s) are stored in plain text: seal them with `keyward db encrypt`", state.plain)
+    if state.primary is not None:
+        log.info("key strings at rest: %s; new ones are sealed with master key %s", state.describe(), state.primary)
     return state
 
 

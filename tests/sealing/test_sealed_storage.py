@@ -256,3 +256,18 @@ def test_upgrade_to_0003_when_no_master_key_keeps_plain_text_readable(any_db_url
     ctx = make_ctx(any_db_url)  # opening upgrades
     assert stored_secrets(ctx) == [secret]
     assert at_rest.inspect(ctx).counts == {"plain": 1}
+
+
+def test_reload_when_master_key_file_changes_seals_with_the_new_file(sqlite_url, tmp_path, make_ctx, emu,
+                                                                     config_path):
+    from keyward.config import load_config
+
+    ctx = make_ctx(sqlite_url)
+    ctx.store  # opened under the first config, with no master key anywhere
+    other = tmp_path / "keys" / "other.key"
+    master, _ = mk.init_file(other, add=False)
+    config_path.write_text(f'master_key_file = "{other}"\n' + config_path.read_text())
+    reloaded = ctx.with_config(load_config(config_path, env={"KEYWARD_DATABASE_URL": sqlite_url}))
+    assert reloaded.store is ctx.store
+    inventory.add_key(reloaded, "gamma-proj", fake_auth_key())
+    assert at_rest.inspect(reloaded).counts == {master.id: 1}
