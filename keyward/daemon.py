@@ -58,9 +58,11 @@ class Daemon:
         from keyward.notify import Notifier
 
         config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(config.state_dir, 0o700)
         lock_path = config.daemon.lock_file or config.state_dir / "keyward.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(lock_path.parent, 0o700)
         lock = DaemonLock(lock_path).acquire()
         notifier = Notifier.from_env()
         try:

@@ -40,7 +40,9 @@ def write_state(runtime_dir: Path, pool: str, state: dict[str, Any]) -> bool:
     except OSError:
         pass
     try:
-        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(runtime_dir, 0o750)
     except OSError as exc:
         raise PublishError(f"state file {path}: cannot create {runtime_dir}: {exc.strerror}") from None
     try:

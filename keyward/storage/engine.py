@@ -61,7 +61,9 @@ def prepare_sqlite_file(path: Path) -> None:
 
     The file holds key strings; it must never be readable by anyone else, not even for an instant.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from keyward.atomicfile import ensure_private_dir
+
+    ensure_private_dir(path.parent, 0o700)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)

@@ -5,6 +5,12 @@ take batches of newline-delimited JSON (format in `keyward.usage.wire`). One wri
 what every connection sent since its last commit in ONE transaction (group commit), then answers
 each batch; a batch with a bad report is retried alone so it never sinks the others. Effects
 (republishing after a 429 or an invalid key) run on their own thread after the answer.
+
+Nothing a client does can exhaust the daemon: TCP clients must prove they hold the ingest token
+(`keyward.usage.token`) and an HTTP request is dropped unanswered; at most MAX_CONNECTIONS are open
+at once (more are closed on accept, so file descriptors stay for publishing); a batch holds at most
+MAX_BATCH_BYTES and must arrive within BATCH_DEADLINE of its first byte; a connection idle for
+IDLE_TIMEOUT is closed; a failing accept() backs off instead of spinning.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import selectors
 import socket
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,64 @@ from keyward.usage.reports import ErrorReport, Report
 log = logging.getLogger(__name__)
 
 GROUP_LIMIT = 5_000  # reports per group commit
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 60.0  # seconds a connection may wait between batches
+BATCH_DEADLINE = 30.0  # seconds from a batch's first byte to its last
+HELLO_DEADLINE = 5.0  # seconds a TCP client has to authenticate
+MAX_CONNECTIONS = 256
+ACCEPT_BACKOFF = (0.05, 2.0)  # first and longest pause after accept() fails (EMFILE, ENOBUFS)
+
+
+class _Closed(Exception):
+    """The connection must end now (timed out, oversized); `reply` is sent first when set."""
+
+    def __init__(self, why: str, reply: bytes | None = None):
+        super().__init__(why)
+        self.reply = reply
+
+
+def _too_large(what: str) -> _Closed:
+    return _Closed(what, wire.error_reply(UsageError(
+        f"{what}: a line holds at most {wire.MAX_LINE} bytes, a batch at most "
+        f"{wire.MAX_BATCH} lines and {wire.MAX_BATCH_BYTES} bytes; send smaller batches"), None))
+
+
+class _LineReader:
+    """Reads lines from a socket with a byte limit per line and a deadline per call."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn = conn
+        self.buf = bytearray()
+
+    def readline(self, limit: int, deadline: float) -> bytes:
+        """Return one line (with its newline), or the rest at end of input (b"" if none).
+
+        Raise _Closed when the line exceeds `limit` bytes or `deadline` (monotonic) passes.
+        """
+        start = 0
+        while True:
+            end = self.buf.find(b"\n", start)
+            if end >= 0:
+                if end + 1 > limit:
+                    raise _too_large("line too long")
+                line = bytes(self.buf[:end + 1])
+                del self.buf[:end + 1]
+                return line
+            if len(self.buf) > limit:
+                raise _too_large("line too long")
+            start = len(self.buf)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Closed("too slow")
+            self.conn.settimeout(remaining)
+            try:
+                chunk = self.conn.recv(65536)
+            except TimeoutError:
+                raise _Closed("too slow") from None
+            if not chunk:
+                line = bytes(self.buf)
+                self.buf.clear()
+                return line
+            self.buf += chunk
 
 
 @dataclass
@@ -56,8 +120,12 @@ def parse_tcp(address: str) -> tuple[str, int]:
 class IngestServer:
     """Serve the ingest socket on threads; `start()` binds and returns, `stop()` closes all."""
 
-    def __init__(self, ctx: Any, socket_path: Path | str | None, tcp: str | None = None):
+    def __init__(self, ctx: Any, socket_path: Path | str | None, tcp: str | None = None, *,
+                 max_connections: int = MAX_CONNECTIONS, token: str | None = None):
         self._ctx_source = ctx
+        self.max_connections = max_connections
+        self._token = token
+        self.token_path: Path | None = None
         self.socket_path = Path(socket_path) if socket_path else None
         self.tcp = parse_tcp(tcp) if tcp else None
         self.tcp_address: tuple[str, int] | None = None
@@ -83,6 +151,13 @@ class IngestServer:
         if self.socket_path is not None:
             self._listeners.append(self._bind_unix(self.socket_path))
         if self.tcp is not None:
+            if self._token is None:
+                from keyward.usage.token import read_token, write_token
+
+                self.token_path = write_token(self.ctx.config)
+                self._token = read_token(self.ctx.config)
+                if not self._token:
+                    raise UsageError(f"ingest token {self.token_path}: written but unreadable")
             family = socket.AF_INET6 if ":" in self.tcp[0] else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -148,7 +223,9 @@ class IngestServer:
         self.stop()
 
     def _bind_unix(self, path: Path) -> socket.socket:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(path.parent, 0o750)
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise UsageError(f"daemon.ingest_socket {path} exists and is not a socket")
@@ -168,8 +245,9 @@ class IngestServer:
     def _accept_loop(self) -> None:
         sel = selectors.DefaultSelector()
         for sock in self._listeners:
-            sel.register(sock, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ, data=sock.family != socket.AF_UNIX)
         sel.register(self._wake_r, selectors.EVENT_READ)
+        pause = 0.0
         try:
             while not self._stopping.is_set():
                 for item, _ in sel.select():
@@ -177,49 +255,98 @@ class IngestServer:
                         return
                     try:
                         conn, _addr = item.fileobj.accept()
-                    except OSError:
+                    except OSError as exc:
+                        # EMFILE and friends: the listener stays readable, so retrying at once
+                        # would spin. Back off; the backlog keeps the waiting clients meanwhile.
+                        pause = min(ACCEPT_BACKOFF[1], max(ACCEPT_BACKOFF[0], pause * 2))
+                        log.warning("ingest: accept failed (%s); pausing %.2fs", exc.strerror, pause)
+                        if self._stopping.wait(pause):
+                            return
                         continue
-                    threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                     name="keyward-ingest-conn").start()
+                    pause = 0.0
+                    with self._lock:
+                        full = len(self._conns) >= self.max_connections
+                        if not full:
+                            self._conns.add(conn)
+                    if full:
+                        conn.close()  # dropped at once: its descriptor is worth more elsewhere
+                        continue
+                    try:
+                        threading.Thread(target=self._serve, args=(conn, item.data), daemon=True,
+                                         name="keyward-ingest-conn").start()
+                    except RuntimeError:  # no thread could be started
+                        with self._lock:
+                            self._conns.discard(conn)
+                        conn.close()
         finally:
             sel.close()
 
-    def _serve(self, conn: socket.socket) -> None:
+    @property
+    def open_connections(self) -> int:
         with self._lock:
-            self._conns.add(conn)
-        conn.settimeout(IDLE_TIMEOUT)
+            return len(self._conns)
+
+    def _serve(self, conn: socket.socket, tcp: bool) -> None:
         try:
-            with conn, conn.makefile("rb") as reader:
-                while True:
-                    reply = self._one_batch(reader)
-                    if reply is None:
+            with conn:
+                try:
+                    reader = _LineReader(conn)
+                    if tcp and not self._authenticate(conn, reader):
                         return
-                    conn.sendall(reply)
+                    while True:
+                        reply = self._one_batch(reader)
+                        if reply is None:
+                            return
+                        conn.sendall(reply)
+                except _Closed as exc:
+                    if exc.reply:
+                        conn.settimeout(1.0)
+                        conn.sendall(exc.reply)
         except OSError:
             return  # the client went away; what it had sent and we answered is committed
+        except Exception:  # no traceback (it could quote a report); the connection just ends
+            log.error("ingest: a connection failed unexpectedly")
         finally:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _one_batch(self, reader) -> bytes | None:
-        """Read one batch and return its reply; None at end of input with nothing read."""
+    def _authenticate(self, conn: socket.socket, reader: _LineReader) -> bool:
+        nonce = wire.new_nonce()
+        conn.sendall(wire.server_hello(nonce))
+        first = reader.readline(wire.MAX_HELLO, time.monotonic() + HELLO_DEADLINE)
+        if wire.looks_like_http(first):
+            return False  # a browser's POST: not a word back
+        client_nonce = wire.check_client_auth(first, self._token or "", nonce)
+        if client_nonce is None:
+            conn.sendall(wire.error_reply(UsageError(
+                "authentication failed: send the proof of the ingest token first "
+                "(keyward.client does this)"), None))
+            return False
+        conn.sendall(wire.server_auth(self._token or "", nonce, client_nonce))
+        return True
+
+    def _one_batch(self, reader: _LineReader) -> bytes | None:
+        """Read one batch and return its reply; None at end of input with nothing read.
+
+        Raise _Closed (the connection ends) when the batch is too large or too slow: reading the
+        rest of it would only give its sender more of our memory and time.
+        """
         reports: list[Report] = []
         bad: bytes | None = None
-        number = 0
-        while True:
-            raw = reader.readline(wire.MAX_LINE + 1)
-            if not raw or raw in (b"\n", b"\r\n"):
-                break
+        number, size = 0, 0
+        raw = reader.readline(wire.MAX_LINE, time.monotonic() + IDLE_TIMEOUT)
+        deadline = time.monotonic() + BATCH_DEADLINE
+        while raw and raw not in (b"\n", b"\r\n"):
             number += 1
-            if bad is not None:
-                continue  # read the rest of the bad batch so the next batch starts clean
-            if len(raw) > wire.MAX_LINE or number > wire.MAX_BATCH:
-                bad = wire.error_reply(UsageError("line too long or batch too large"), number)
-                continue
-            try:
-                reports.append(wire.decode_line(raw, number))
-            except UsageError as exc:
-                bad = wire.error_reply(exc, number)
+            size += len(raw)
+            if size > wire.MAX_BATCH_BYTES or number > wire.MAX_BATCH:
+                raise _too_large("batch too large")
+            if bad is None:
+                try:
+                    reports.append(wire.decode_line(raw, number))
+                except UsageError as exc:
+                    bad = wire.error_reply(exc, number)
+            raw = reader.readline(wire.MAX_LINE, deadline)
         if bad is not None:
             return bad
         if not reports:
@@ -281,7 +408,9 @@ class IngestServer:
         if isinstance(exc, KeywardError):
             index = getattr(exc, "report_index", None)
             return wire.error_reply(exc, None if index is None else index + 1)
-        log.exception("recording an ingest batch failed")
+        from keyward.keystrings import redact
+
+        log.error("recording an ingest batch failed: %s: %s", exc.__class__.__name__, redact(str(exc)))
         return wire.error_reply(StorageError(f"recording failed: {exc.__class__.__name__}"), None)
 
     def _effects_loop(self) -> None:
