@@ -63,13 +63,18 @@ class _LineReader:
     def __init__(self, conn: socket.socket):
         self.conn = conn
         self.buf = bytearray()
+        self.started = 0.0
 
-    def readline(self, limit: int, deadline: float) -> bytes:
+    def readline(self, limit: int, deadline: float, then: float | None = None) -> bytes:
         """Return one line (with its newline), or the rest at end of input (b"" if none).
 
-        Raise _Closed when the line exceeds `limit` bytes or `deadline` (monotonic) passes.
+        Raise _Closed when the line exceeds `limit` bytes or `deadline` (monotonic) passes. With
+        `then`, the deadline becomes `then` seconds after the first byte (kept in `started`).
         """
         start = 0
+        self.started = time.monotonic()
+        if then is not None and self.buf:
+            deadline = self.started + then
         while True:
             end = self.buf.find(b"\n", start)
             if end >= 0:
@@ -93,6 +98,9 @@ class _LineReader:
                 line = bytes(self.buf)
                 self.buf.clear()
                 return line
+            if then is not None and not self.buf:
+                self.started = time.monotonic()
+                deadline = self.started + then
             self.buf += chunk
 
 
@@ -313,14 +321,20 @@ class IngestServer:
     def _authenticate(self, conn: socket.socket, reader: _LineReader) -> bool:
         nonce = wire.new_nonce()
         conn.sendall(wire.server_hello(nonce))
-        first = reader.readline(wire.MAX_HELLO, time.monotonic() + HELLO_DEADLINE)
+        refused = wire.error_reply(UsageError(
+            "authentication failed: send the proof of the ingest token first "
+            "(keyward.client does this)"), None)
+        try:
+            first = reader.readline(wire.MAX_HELLO, time.monotonic() + HELLO_DEADLINE)
+        except _Closed:
+            if wire.looks_like_http(bytes(reader.buf[:16])):
+                return False
+            raise _Closed("no authentication", refused) from None
         if wire.looks_like_http(first):
             return False  # a browser's POST: not a word back
         client_nonce = wire.check_client_auth(first, self._token or "", nonce)
         if client_nonce is None:
-            conn.sendall(wire.error_reply(UsageError(
-                "authentication failed: send the proof of the ingest token first "
-                "(keyward.client does this)"), None))
+            conn.sendall(refused)
             return False
         conn.sendall(wire.server_auth(self._token or "", nonce, client_nonce))
         return True
@@ -334,8 +348,8 @@ class IngestServer:
         reports: list[Report] = []
         bad: bytes | None = None
         number, size = 0, 0
-        raw = reader.readline(wire.MAX_LINE, time.monotonic() + IDLE_TIMEOUT)
-        deadline = time.monotonic() + BATCH_DEADLINE
+        raw = reader.readline(wire.MAX_LINE, time.monotonic() + IDLE_TIMEOUT, then=BATCH_DEADLINE)
+        deadline = reader.started + BATCH_DEADLINE
         while raw and raw not in (b"\n", b"\r\n"):
             number += 1
             size += len(raw)
