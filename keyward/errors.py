@@ -103,3 +103,7 @@ class PassFailed(KeywardError):
         self.failures = dict(failures)
         lines = [f"  {name}: {why}" for name, why in sorted(self.failures.items())]
         super().__init__(f"{len(self.failures)} project(s) failed:\n" + "\n".join(lines))
+
+
+class InternalError(KeywardError):
+    """A failure keyward has no name for yet: shown as its class and redacted message, never a traceback."""

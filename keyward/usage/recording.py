@@ -82,6 +82,10 @@ class Recorder:
                           project=t.project_id, pool=t.pool_name, key_id=t.key_id, now=self.now)
                 self.effects.republish(t.pool_name, "exhausted")
             return signal
+        if signal.kind == "no_key":  # the reporter's own mistake: no key is at fault
+            q.journal(self.s, "report.no_key", signal.reason, level="warning",
+                      project=t.project_id, pool=t.pool_name, key_id=t.key_id, now=self.now)
+            return signal
         key = self.s.get(Key, t.key_pk)
         if signal.kind in ("invalid_key", "suspended") and key.state not in _GONE:
             # Quota never gets here: a 429 says nothing about the key itself.

@@ -91,13 +91,9 @@ def send_error(http_status: int, body: Any, *, pool: str | None = None, key: str
                key_id: str | None = None, model: str | None = None,
                config_path: str | None = None) -> None:
     """Record a refused Gemini call exactly as it came (see `keyward.client.report_error`)."""
-    if isinstance(body, (bytes, bytearray)):
-        body = bytes(body).decode("utf-8", errors="replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            pass  # kept as text: parse_error treats an unreadable body as such
+    from keyward.quota.signals import read_body
+
+    body = read_body(body)  # JSON when it is, else text: parse_error reads text as unreadable
     send_reports([ErrorReport(http_status, body, pool, key, key_id, model)], config_path=config_path)
 
 

@@ -165,6 +165,25 @@ def _at(obj: dict) -> datetime | None:
     return check_time(at)
 
 
+def check_body(body: Any) -> Any:
+    """Return an error report's body if it can be Google's: None, text (kept as an unreadable
+    body), or JSON that is a Google error. Other JSON is refused rather than read as a 429."""
+    from keyward.quota.signals import MAX_BODY, google_error
+
+    if body is None:
+        return None
+    if isinstance(body, str):
+        return body[:MAX_BODY]
+    try:
+        ok = google_error(body) is not None
+    except RecursionError:
+        ok = False
+    if not ok:
+        raise UsageError('body is not a Google error: expected {"error": {"code": …, '
+                         '"status": …, "message": …}} (or the response text as it came)')
+    return body
+
+
 def from_json(obj: Any) -> Report:
     """Build a report from one decoded JSON line; raise UsageError naming the bad field."""
     if not isinstance(obj, dict):
@@ -184,7 +203,7 @@ def from_json(obj: Any) -> Report:
         status = obj.get("http_status")
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise UsageError("http_status must be an HTTP status code")
-        return ErrorReport(status, obj.get("body"), **names, at=_at(obj), **keys)
+        return ErrorReport(status, check_body(obj.get("body")), **names, at=_at(obj), **keys)
     raise UsageError('type must be "usage" or "error"')
 
 
