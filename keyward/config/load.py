@@ -194,7 +194,9 @@ def _format_problems(problems: Problems, name: str | None, text: str) -> list[st
         at = f" at '{format_path(path)}'" if path else ""
         rows.append((line or 0, f"{where}:{at}: {message}" if at else f"{where}: {message}"))
     rows.sort(key=lambda row: row[0])
-    return [row[1] for row in rows]
+    from keyward.keystrings import redact
+
+    return [redact(row[1]) for row in rows]  # a key used as a table name is not echoed either
 
 
 def _default_lock_file(database_url: str, state_dir: Path) -> Path:
