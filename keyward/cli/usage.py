@@ -160,3 +160,20 @@ def usage_prune(inv: Invocation) -> None:
     counts = prune(inv.context())
     click.echo(f"pruned {counts['minutes']} minute row(s), {counts['days']} day row(s), "
                f"{counts['exhaustion']} ended exhaustion(s)")
+
+
+@usage.command("clear-exhaustion")
+@click.option("--project", "projects", multiple=True, help="Clear this project (repeatable).")
+@click.option("--pool", help="Clear every project of this pool.")
+@click.option("--all", "everything", is_flag=True, help="Clear every project.")
+@pass_invocation
+def usage_clear_exhaustion(inv: Invocation, projects: tuple[str, ...], pool: str | None,
+                           everything: bool) -> None:
+    """Put exhausted projects back in use now (after a wrong or forged quota report)."""
+    from keyward.usage.exhaustion import clear_exhaustion
+
+    cleared = clear_exhaustion(inv.context(), projects=list(projects) or None, pool=pool,
+                               everything=everything)
+    for project_id, model, _pool in cleared:
+        click.echo(f"cleared: {project_id} ({model})")
+    click.echo(f"{len(cleared)} exhaustion(s) cleared")
