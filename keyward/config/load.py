@@ -205,5 +205,7 @@ def _default_lock_file(database_url: str, state_dir: Path) -> Path:
     the state directory."""
     prefix = "sqlite:///"
     if database_url.startswith(prefix) and database_url[len(prefix):] not in ("", ":memory:"):
-        return Path(database_url[len(prefix):].split("?", 1)[0] + ".lock")
+        # The real path: two daemons reaching one file through a symlink must meet at one lock.
+        real = os.path.realpath(os.path.expanduser(database_url[len(prefix):].split("?", 1)[0]))
+        return Path(real + ".lock")
     return state_dir / "keyward.lock"
