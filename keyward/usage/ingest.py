@@ -145,6 +145,7 @@ class IngestServer:
         self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._effects_running = False
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -188,8 +189,14 @@ class IngestServer:
             out.append(f"{self.tcp_address[0]}:{self.tcp_address[1]}")
         return out
 
+    @property
+    def effects_busy(self) -> bool:
+        """Whether a report's effects (a republish, a key replacement) are running now."""
+        return self._effects_running
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, answer what was received, and close everything."""
+        """Stop accepting, answer what was received, and close everything within `timeout`
+        seconds in all (a rotation a report started is journaled; it need not finish here)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -202,8 +209,9 @@ class IngestServer:
                 except OSError:
                     pass
         self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         while True:  # batches that arrived after the writer's last commit: say so, don't hang
             try:
                 pending = self._queue.get_nowait()
@@ -432,5 +440,11 @@ class IngestServer:
             effects = self._effects.get()
             if effects is None:
                 return
-            fx.run(self.ctx, effects)
+            if self._stopping.is_set():
+                continue  # stopping: what is left is journaled and resumes at the next start
+            self._effects_running = True
+            try:
+                fx.run(self.ctx, effects)
+            finally:
+                self._effects_running = False
 
