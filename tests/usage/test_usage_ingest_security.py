@@ -350,3 +350,41 @@ def test_another_local_user_cannot_report_over_tcp(world, server):
     assert "token unreadable" in result.stdout, result.stderr
     assert "authentication failed" in result.stdout
     assert _exhaustions(world) == 0
+
+
+class _FailingListener:
+    """A listening socket whose accept() fails as it does when the process is out of descriptors."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.family = sock.family
+        self.calls = 0
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def accept(self):
+        self.calls += 1
+        raise OSError(24, "Too many open files")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_accept_failures_back_off_instead_of_spinning(world):
+    srv = IngestServer(world.ctx, None)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    failing = _FailingListener(sock)
+    srv._listeners.append(failing)
+    srv.start()
+    client = socket.create_connection(sock.getsockname(), timeout=5)  # keeps the listener readable
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.close()
+        srv.stop()
+    assert 1 <= failing.calls <= 10  # a spinning loop makes tens of thousands of calls
