@@ -7,7 +7,6 @@ itself. A key string is read only from stdin (`--key-stdin`), never from the com
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -89,7 +88,7 @@ def report(inv: Invocation, pool: str | None, model: str | None, requests: int |
     counted = requests is not None or input_tokens or output_tokens
     if (exhausted or error_file) and counted:
         raise UsageError("--requests/--input-tokens/--output-tokens go in a separate report")
-    key = _read_key(sys.stdin.read()) if key_stdin else None
+    key = _read_key(sys.stdin.read(4096)) if key_stdin else None  # a key is < 600 characters
     if exhausted:
         try:
             delay = parse_retry_delay(retry_after).total_seconds()

@@ -11,7 +11,6 @@ so a token that leaked dies with the next restart; clients read it at every new 
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +75,3 @@ def read_token(config: "Config") -> str | None:
         return None
     token = (text or "").strip()
     return token or None
-
-
-def token_readable(path: os.PathLike[str] | str) -> bool:
-    return os.access(path, os.R_OK)

@@ -25,7 +25,7 @@ from keyward.storage import usage_queries as uq
 from keyward.usage import ingest, wire
 from keyward.usage.ingest import IngestServer
 from keyward.usage.reporter import send_reports
-from keyward.usage.reports import ErrorReport, UsageReport
+from keyward.usage.reports import UsageReport
 from keyward.usage.token import token_location
 
 
@@ -388,3 +388,27 @@ def test_accept_failures_back_off_instead_of_spinning(world):
         client.close()
         srv.stop()
     assert 1 <= failing.calls <= 10  # a spinning loop makes tens of thousands of calls
+
+
+def test_token_takes_the_published_keys_group_and_mode_and_sits_beside_it(tmp_path):
+    import grp
+
+    from keyward.config import load_config
+    from keyward.usage.token import read_token, write_token
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    config_path = tmp_path / "keyward.toml"
+    config_path.write_text(f'database = "sqlite:///{tmp_path}/k.db"\n[pools.default]\n'
+                           f'model = "gemini-2.5-flash"\n[[pools.default.sinks]]\ntype = "file"\n'
+                           f'path = "{tmp_path}/pub/default.key"\nmode = "0640"\ngroup = "{group}"\n')
+    config = load_config(config_path, env={"HOME": str(tmp_path)})
+    old = os.umask(0)
+    try:
+        path = write_token(config)
+    finally:
+        os.umask(old)
+    st = os.stat(path)
+    assert path == tmp_path / "pub" / "keyward-ingest.token"
+    assert st.st_mode & 0o777 == 0o640 and st.st_gid == os.getgid()
+    assert os.stat(path.parent).st_mode & 0o777 == 0o750
+    assert len(read_token(config)) == 64
