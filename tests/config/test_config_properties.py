@@ -86,6 +86,8 @@ def _load(text: str):
 @example('[projects.alpha-one12]\npool = "default"\n[projects.alpha-one12.limits."gemini-2.5-flash"]\nrpm = 9223372036854775807\n')
 @example('[projects.alpha-one12]\npool = "default"\nnumber = "1234567890123456789012345678901234567890"\n')
 @example('database = "bogus://x"\n')
+@example('[usage]\nmonitoring = "' + KEY + '"\n')  # found: a key pasted as a value was echoed
+@example(f'[projects."{KEY}"]\npool = "default"\n')
 @example("x = " + "[" * 3000 + "]" * 3000 + "\n")
 @example("[rotation]\nmax_age = " + "9" * 5000 + "\n")
 def test_any_document_loads_or_raises_config_error(text):
