@@ -31,6 +31,7 @@ from typing import Any
 from keyward.errors import KeywardError, StorageError, UsageError
 from keyward.usage import effects as fx
 from keyward.usage import wire
+from keyward.usage.framing import Closed, LineReader, too_large
 from keyward.usage.reports import ErrorReport, Report
 
 log = logging.getLogger(__name__)
@@ -41,67 +42,6 @@ BATCH_DEADLINE = 30.0  # seconds from a batch's first byte to its last
 HELLO_DEADLINE = 5.0  # seconds a TCP client has to authenticate
 MAX_CONNECTIONS = 256
 ACCEPT_BACKOFF = (0.05, 2.0)  # first and longest pause after accept() fails (EMFILE, ENOBUFS)
-
-
-class _Closed(Exception):
-    """The connection must end now (timed out, oversized); `reply` is sent first when set."""
-
-    def __init__(self, why: str, reply: bytes | None = None):
-        super().__init__(why)
-        self.reply = reply
-
-
-def _too_large(what: str) -> _Closed:
-    return _Closed(what, wire.error_reply(UsageError(
-        f"{what}: a line holds at most {wire.MAX_LINE} bytes, a batch at most "
-        f"{wire.MAX_BATCH} lines and {wire.MAX_BATCH_BYTES} bytes; send smaller batches"), None))
-
-
-class _LineReader:
-    """Reads lines from a socket with a byte limit per line and a deadline per call."""
-
-    def __init__(self, conn: socket.socket):
-        self.conn = conn
-        self.buf = bytearray()
-        self.started = 0.0
-
-    def readline(self, limit: int, deadline: float, then: float | None = None) -> bytes:
-        """Return one line (with its newline), or the rest at end of input (b"" if none).
-
-        Raise _Closed when the line exceeds `limit` bytes or `deadline` (monotonic) passes. With
-        `then`, the deadline becomes `then` seconds after the first byte (kept in `started`).
-        """
-        start = 0
-        self.started = time.monotonic()
-        if then is not None and self.buf:
-            deadline = self.started + then
-        while True:
-            end = self.buf.find(b"\n", start)
-            if end >= 0:
-                if end + 1 > limit:
-                    raise _too_large("line too long")
-                line = bytes(self.buf[:end + 1])
-                del self.buf[:end + 1]
-                return line
-            if len(self.buf) > limit:
-                raise _too_large("line too long")
-            start = len(self.buf)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Closed("too slow")
-            self.conn.settimeout(remaining)
-            try:
-                chunk = self.conn.recv(65536)
-            except TimeoutError:
-                raise _Closed("too slow") from None
-            if not chunk:
-                line = bytes(self.buf)
-                self.buf.clear()
-                return line
-            if then is not None and not self.buf:
-                self.started = time.monotonic()
-                deadline = self.started + then
-            self.buf += chunk
 
 
 @dataclass
@@ -306,7 +246,7 @@ class IngestServer:
         try:
             with conn:
                 try:
-                    reader = _LineReader(conn)
+                    reader = LineReader(conn)
                     if tcp and not self._authenticate(conn, reader):
                         return
                     while True:
@@ -314,7 +254,7 @@ class IngestServer:
                         if reply is None:
                             return
                         conn.sendall(reply)
-                except _Closed as exc:
+                except Closed as exc:
                     if exc.reply:
                         conn.settimeout(1.0)
                         conn.sendall(exc.reply)
@@ -326,7 +266,7 @@ class IngestServer:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _authenticate(self, conn: socket.socket, reader: _LineReader) -> bool:
+    def _authenticate(self, conn: socket.socket, reader: LineReader) -> bool:
         nonce = wire.new_nonce()
         conn.sendall(wire.server_hello(nonce))
         refused = wire.error_reply(UsageError(
@@ -334,10 +274,10 @@ class IngestServer:
             "(keyward.client does this)"), None)
         try:
             first = reader.readline(wire.MAX_HELLO, time.monotonic() + HELLO_DEADLINE)
-        except _Closed:
+        except Closed:
             if wire.looks_like_http(bytes(reader.buf[:16])):
                 return False
-            raise _Closed("no authentication", refused) from None
+            raise Closed("no authentication", refused) from None
         if wire.looks_like_http(first):
             return False  # a browser's POST: not a word back
         client_nonce = wire.check_client_auth(first, self._token or "", nonce)
@@ -347,10 +287,10 @@ class IngestServer:
         conn.sendall(wire.server_auth(self._token or "", nonce, client_nonce))
         return True
 
-    def _one_batch(self, reader: _LineReader) -> bytes | None:
+    def _one_batch(self, reader: LineReader) -> bytes | None:
         """Read one batch and return its reply; None at end of input with nothing read.
 
-        Raise _Closed (the connection ends) when the batch is too large or too slow: reading the
+        Raise Closed (the connection ends) when the batch is too large or too slow: reading the
         rest of it would only give its sender more of our memory and time.
         """
         reports: list[Report] = []
@@ -362,7 +302,7 @@ class IngestServer:
             number += 1
             size += len(raw)
             if size > wire.MAX_BATCH_BYTES or number > wire.MAX_BATCH:
-                raise _too_large("batch too large")
+                raise too_large("batch too large")
             if bad is None:
                 try:
                     reports.append(wire.decode_line(raw, number))
