@@ -68,6 +68,7 @@ class Daemon:
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)
+            self._check_secrets_at_rest()
             self.started_at = self.ctx.now()
             # A database keyward cannot use (newer schema, corrupt file, server gone) fails the
             # start with exit 1, so systemd's Restart= acts, instead of READY and endless failures.
@@ -89,6 +90,12 @@ class Daemon:
         finally:
             self._shutdown()
             lock.release()
+
+    def _check_secrets_at_rest(self) -> None:
+        """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
+        from keyward import at_rest
+
+        at_rest.check(self.ctx)
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""

@@ -107,3 +107,11 @@ class PassFailed(KeywardError):
 
 class InternalError(KeywardError):
     """A failure keyward has no name for yet: shown as its class and redacted message, never a traceback."""
+
+
+class MasterKeyError(KeywardError):
+    """A master key is missing, unreadable or not the one a sealed secret names; says where we looked."""
+
+
+class SecretTampered(KeywardError):
+    """A sealed secret does not authenticate: it was altered or copied from another row."""
