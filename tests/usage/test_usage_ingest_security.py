@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -303,16 +302,18 @@ def test_idle_connections_above_the_cap_do_not_block_a_report(world):
         srv.stop()
 
 
-def _other_user() -> str | None:
-    if os.geteuid() != 0 or not shutil.which("useradd"):
-        return None
-    name = "kwtestother"
+@pytest.fixture
+def other_user():
+    """A real unprivileged account, created for the test (root only) and removed after it."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+        pytest.skip("needs root, useradd and setpriv to create another local user")
+    name = f"kwtest{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
     try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True, capture_output=True)
-    return name
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
 
 
 _ATTACK = textwrap.dedent("""
@@ -336,10 +337,8 @@ _ATTACK = textwrap.dedent("""
 """)
 
 
-def test_another_local_user_cannot_report_over_tcp(world, server):
-    user = _other_user()
-    if user is None:
-        pytest.skip("needs root and useradd to create another local user")
+def test_another_local_user_cannot_report_over_tcp(world, server, other_user):
+    user = other_user
     token_path, _, _ = token_location(world.ctx.config)
     body = json.loads(quota_429(violation(RPD_ID)))
     line = json.dumps({"type": "error", "http_status": 429, "body": body, "pool": POOL})
