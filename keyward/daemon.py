@@ -259,6 +259,8 @@ class Daemon:
             return
         old, self.ctx = self.ctx, new_ctx
         self._schedule(config)
+        if self.ingest is not None:
+            self.ingest.config_changed()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
         if old.store is not new_ctx.store:
             # The database moved: jobs still running on the old one finish there.

@@ -123,6 +123,18 @@ class IngestServer:
         log.info("ingest listening on %s", ", ".join(self.describe()))
         return self
 
+    def config_changed(self) -> None:
+        """After a reload: put the token where (and with the mode) the new configuration says,
+        so clients that follow the new file sink still find it."""
+        if self.tcp is None or not self._token:
+            return
+        from keyward.usage.token import write_token
+
+        try:
+            self.token_path = write_token(self.ctx.config, self._token)
+        except KeywardError as exc:
+            log.error("ingest token not moved after the reload: %s", exc)
+
     def describe(self) -> list[str]:
         out = [str(self.socket_path)] if self.socket_path else []
         if self.tcp_address:

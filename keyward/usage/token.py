@@ -42,8 +42,9 @@ def token_location(config: "Config") -> tuple[Path, int, str | None]:
     return path.parent / TOKEN_NAME, int(sink.options.get("mode", 0o600)), sink.options.get("group")
 
 
-def write_token(config: "Config") -> Path:
-    """Write a fresh token (the daemon, at start); return its path. Raise UsageError if it cannot."""
+def write_token(config: "Config", token: str | None = None) -> Path:
+    """Write `token` (a fresh one by default: the daemon, at start); return its path. Raise
+    UsageError if it cannot."""
     from keyward.atomicfile import AtomicWriteError, ensure_private_dir, replace_file
 
     path, mode, group = token_location(config)
@@ -57,7 +58,7 @@ def write_token(config: "Config") -> Path:
             raise UsageError(f"ingest token {path}: group {group!r} does not exist") from None
     try:
         ensure_private_dir(path.parent, 0o750 if mode == 0o640 else 0o700, gid)
-        replace_file(path, (secrets.token_hex(32) + "\n").encode(), mode=mode,
+        replace_file(path, ((token or secrets.token_hex(32)) + "\n").encode(), mode=mode,
                      temp_prefix=".keyward-tmp-token-", gid=gid, group_name=group)
     except (AtomicWriteError, OSError) as exc:
         raise UsageError(f"ingest token {path}: cannot write it: {exc.strerror}") from None

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from datetime import datetime, timezone
 
 import pytest
@@ -411,3 +412,19 @@ def test_token_takes_the_published_keys_group_and_mode_and_sits_beside_it(tmp_pa
     assert st.st_mode & 0o777 == 0o640 and st.st_gid == os.getgid()
     assert os.stat(path.parent).st_mode & 0o777 == 0o750
     assert len(read_token(config)) == 64
+
+
+def test_token_follows_the_file_sink_after_a_reload(world, server, tmp_path):
+    import dataclasses
+
+    from keyward.config.model import SinkConfig
+    from keyward.usage.token import read_token
+
+    old = world.ctx.config
+    pool = dataclasses.replace(old.pools[POOL], sinks=(SinkConfig("file", {
+        "path": tmp_path / "elsewhere" / "main.key", "format": "raw", "mode": 0o600, "group": None}),))
+    new = dataclasses.replace(old, pools={**old.pools, POOL: pool})
+    server._ctx_source = types.SimpleNamespace(config=new, store=world.ctx.store)  # a reloaded Context
+    server.config_changed()
+    assert (tmp_path / "elsewhere" / "keyward-ingest.token").exists()
+    assert read_token(new) == server._token
