@@ -6,8 +6,8 @@ own user) the reports are appended to this user's spool instead of being lost or
 the next report that does get through delivers the spool first. Each spooled report carries the
 time it was made (`at`), so it counts in the minute and the Pacific day it belongs to.
 
-The spool is one JSON-lines file, 0600 in a 0700 directory owned by the user (a report may name
-its key by the key string), at `$KEYWARD_SPOOL_DIR`, else `$XDG_STATE_HOME/keyward/spool`, else
+The spool is one JSON-lines file, 0600 in a 0700 directory owned by the user (reports name their
+key by its SHA-256, never the key string, as on the wire), at `$KEYWARD_SPOOL_DIR`, else `$XDG_STATE_HOME/keyward/spool`, else
 `~/.local/state/keyward/spool`, else `/var/tmp/keyward-spool-UID` for users without a writable
 home. Writers and the deliverer take an flock on a lock file beside it, so concurrent processes
 of one user neither interleave lines nor deliver a line twice. A report whose delivery was
