@@ -11,7 +11,9 @@ key by its SHA-256, never the key string, as on the wire), at `$KEYWARD_SPOOL_DI
 `~/.local/state/keyward/spool`, else `/var/tmp/keyward-spool-UID` for users without a writable
 home. Writers and the deliverer take an flock on a lock file beside it, so concurrent processes
 of one user neither interleave lines nor deliver a line twice. A report whose delivery was
-committed but not acknowledged may be delivered again: counting too much is the safe side.
+committed but not acknowledged may be delivered again: counting too much is the safe side. A
+report spooled more than 7 days before it can be delivered is dropped then (logged), as the daemon
+refuses reports that old.
 """
 
 from __future__ import annotations

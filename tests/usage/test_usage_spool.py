@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def test_spool_when_delivery_fails_midway_keeps_the_rest_for_later(tmp_path):
 
 def test_spool_when_report_has_no_time_stamps_it_when_spooled(tmp_path):
     spool = Spool(tmp_path / "spool")
-    at = datetime(2026, 3, 10, 7, 59, tzinfo=timezone.utc)
+    at = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(microsecond=0)
     spool.append([UsageReport("p", input_tokens=3)], now=at)
     got = []
     spool.deliver(got.extend)
@@ -150,3 +150,12 @@ def test_spool_when_one_report_refused_drops_only_it(tmp_path, caplog):
     assert spool.deliver(send) == 3
     assert got == [1, 3] and not spool.pending()
     assert "refused and dropped" in caplog.text and "gone" in caplog.text
+
+
+def test_spool_when_report_older_than_reports_may_be_drops_it_on_delivery(tmp_path, caplog):
+    spool = Spool(tmp_path / "spool")
+    spool.append([UsageReport("p", input_tokens=1)], now=datetime.now(timezone.utc) - timedelta(days=8))
+    spool.append([UsageReport("p", input_tokens=2)])
+    got = []
+    spool.deliver(got.extend)
+    assert [r.input_tokens for r in got] == [2] and "last 7 days" in caplog.text and not spool.pending()
