@@ -168,9 +168,9 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
     """Choose the pool's key and record it on the pool row, journaled, in one write transaction."""
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
-        keys = list(q.active_keys_in_pool(s, pool))
-        offers = [KeyOffer(k.project.project_id, k.key_id, bool(k.secret), k.state) for k in keys]
-        if pool.current_key_id and all(k.key_id != pool.current_key_id for k in keys):
+        offers = [KeyOffer(pid, key_id, bool(has_secret), state)
+                  for pid, key_id, has_secret, state in q.active_key_offers(s, pool)]
+        if pool.current_key_id and all(o.key_id != pool.current_key_id for o in offers):
             # Offer the current key as unusable so the journal says why it was left (invalid, retired).
             gone = q.find_key(s, pool.current_key_id)
             if gone is not None and gone.project.pool_id == pool.id:
@@ -180,7 +180,7 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
         was_exhausted = bool(pool.all_exhausted)
         if choice.key_id is None:
             return _keep_last(s, pool, choice.reason, trigger, now)
-        key = next(k for k in keys if k.key_id == choice.key_id)
+        key = q.find_key(s, choice.key_id)
         switched = choice.key_id != pool.current_key_id
         pool.current_key_id = choice.key_id
         pool.current_reason = choice.reason
