@@ -69,6 +69,10 @@ class Daemon:
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)
+            if not once:
+                from keyward.usage.loads import LoadBook
+
+                self.ctx.loads = LoadBook()
             self.started_at = self.ctx.now()
             if once:
                 ok = self._startup()

@@ -186,6 +186,9 @@ def _poll_project(ctx: "Context", source: UsageSource, pk: int, project_id: str,
             name = key.key_id if key is not None else (f"uid:{uid}" if uid else "project")
             result.by_key[name] = result.by_key.get(name, 0) + n
         q.set_meta(s, META_PREFIX + project_id, end.isoformat(), now=now)
+    book = getattr(ctx, "loads", None)
+    if book is not None:
+        book.touch([pk])
     log.debug("Monitoring of project %s: %d minute(s), %d request(s) since %s", project_id,
               result.minutes, result.requests, start.isoformat())
     return result
