@@ -4,11 +4,13 @@ For each N (projects in one pool, one active key each, three minutes of usage) i
 process of the installed package:
 
     choose() alone             the pure least-loaded choice over N candidates
-    publish_pools (timer)      what the daemon runs every selection.interval: read loads, choose,
-                               record, check the sinks (nothing changed, so nothing is written)
-    429 -> another key chosen  an exhausting per-day 429 reported for the published key (the path a
-                               reporting process takes without a daemon) until the pool's file
-                               holds another key
+    timer path                 what runs every selection.interval: read loads, choose, record,
+                               check the sinks (nothing changed, so nothing is written); without
+                               a daemon (from the database) and in the daemon (kept loads), and
+                               in the daemon right after a report touched a project
+    429 -> another key         an exhausting per-day 429 reported for the published key until the
+                               pool's file holds another key: by a process without a daemon, and
+                               inside the daemon (what its ingest socket runs)
 
 and, measured in the same run, the references: LiteLLM's Router choosing among N deployments with
 usage-based-routing-v2 (when litellm is installed) and the serial floor of N calls to `choose()`'s
@@ -57,6 +59,8 @@ def measure(n: int, runs: int) -> dict[str, float]:
     from keyward.publishing.service import publish_pools
     from keyward.quota.selection import Candidate, choose
     from keyward.sinks.file import read_published_file
+    from keyward.usage.accounting import record_error, record_usage
+    from keyward.usage.loads import LoadBook
     from keyward.usage.reporter import send_error
 
     root = _world.sandbox()
@@ -73,15 +77,9 @@ def measure(n: int, runs: int) -> dict[str, float]:
         samples.append(time.perf_counter() - t0)
     out["choose() alone"] = ms(samples)
 
-    publish_pools(ctx, trigger="bench")  # the first publication writes the file
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        publish_pools(ctx, trigger="timer")
-        samples.append(time.perf_counter() - t0)
-    out["publish_pools (timer)"] = ms(samples)
 
     key_file = str(root / "run" / "p0.key")
+    publish_pools(ctx, trigger="bench")  # the first publication writes the file
     samples = []
     for _ in range(max(5, runs)):
         before = read_published_file(key_file, "raw")
@@ -90,8 +88,44 @@ def measure(n: int, runs: int) -> dict[str, float]:
         if read_published_file(key_file, "raw") == before:
             raise SystemExit("the 429 did not move the published key")
         samples.append(time.perf_counter() - t0)
-    out["429 -> another key (p50)"] = ms(samples)
-    out["429 -> another key (p99)"] = p99(samples)
+    out["429 -> another key, no daemon (p50)"] = ms(samples)
+    out["429 -> another key, no daemon (p99)"] = p99(samples)
+    publish_pools(ctx, trigger="bench")
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        publish_pools(ctx, trigger="timer")
+        samples.append(time.perf_counter() - t0)
+    out["timer path, no daemon (db)"] = ms(samples)
+
+    ctx.loads = LoadBook()  # what `keyward run` holds
+    publish_pools(ctx, trigger="timer")  # fills the book, as the daemon's start does
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        publish_pools(ctx, trigger="timer")
+        samples.append(time.perf_counter() - t0)
+    out["timer path, daemon (kept loads)"] = ms(samples)
+
+    samples = []
+    for i in range(runs):
+        record_usage(ctx, key_id=f"kw-bench-{i:05d}", requests=1)  # a report touches one project
+        t0 = time.perf_counter()
+        publish_pools(ctx, trigger="timer")
+        samples.append(time.perf_counter() - t0)
+    out["timer path after a report, daemon"] = ms(samples)
+
+    samples = []
+    for _ in range(max(5, runs)):
+        before = read_published_file(key_file, "raw")
+        t0 = time.perf_counter()
+        record_error(ctx, 429, json.dumps(PER_DAY_429), pool="p0")
+        if read_published_file(key_file, "raw") == before:
+            raise SystemExit("the 429 did not move the published key")
+        samples.append(time.perf_counter() - t0)
+    out["429 -> another key, daemon (p50)"] = ms(samples)
+    out["429 -> another key, daemon (p99)"] = p99(samples)
+    ctx.loads = None
     ctx.close()
     out["LiteLLM Router select"] = litellm_ms(n, runs)
     return out
