@@ -72,14 +72,22 @@ class PoolOffers:
 
     offers: list[KeyOffer]
     by_project: dict[str, list[KeyOffer]]
-    key_ids: frozenset[str]
+    key_ids: dict[str, str]  # key id -> its project id
+    unseen: list[tuple[float, str]] | None = None  # projects without load facts, as order entries
+
+    def unseen_in(self, loads: Mapping[str, LoadFacts]) -> list[tuple[float, str]]:
+        """Order entries (no known load counts as 0) for the projects `loads` lacks; kept with the
+        offers, since the projects a book knows change only when both are read again."""
+        if self.unseen is None:
+            self.unseen = sorted((0.0, pid) for pid in self.by_project if pid not in loads)
+        return self.unseen
 
     @classmethod
     def of(cls, offers: list[KeyOffer]) -> "PoolOffers":
         by_project: dict[str, list[KeyOffer]] = {}
         for offer in offers:
             by_project.setdefault(offer.project_id, []).append(offer)
-        return cls(offers, by_project, frozenset(o.key_id for o in offers))
+        return cls(offers, by_project, {o.key_id: o.project_id for o in offers})
 
 
 def top_candidates(
@@ -98,7 +106,7 @@ def top_candidates(
     needs every candidate.
     """
     # Projects the order has not seen yet have no known load, which counts as 0: walk them in place.
-    unseen = sorted((0.0, pid) for pid in offers.by_project if pid not in loads)
+    unseen = offers.unseen_in(loads)
     picked: list[str] = []
     live = 0
 
@@ -117,7 +125,7 @@ def top_candidates(
             live += 1
     if live == 0:
         return None
-    current = next((o.project_id for o in offers.offers if o.key_id == current_key_id), None)
+    current = offers.key_ids.get(current_key_id) if current_key_id else None
     if current is not None and current not in picked:
         picked.append(current)
     return build_candidates([o for pid in picked for o in offers.by_project[pid]], loads, current_key_id)

@@ -241,7 +241,7 @@ def _kept_candidates(s: "Session", book: "LoadBook", pool: "Pool", now: datetime
     if kept.offers is None or (pool.current_key_id and pool.current_key_id not in kept.offers.key_ids):
         kept.offers = PoolOffers.of(_offers(s, pool))
     offers: PoolOffers = kept.offers
-    facts = {pid: LoadFacts(pl.load, pl.exhausted_until) for pid, pl in kept.loads.items()}
+    facts = kept.loads  # ProjectLoads carry the LoadFacts fields
     top = top_candidates(kept.order, facts, offers, pool.current_key_id, now)
     candidates = build_candidates(offers.offers, facts, pool.current_key_id) if top is None else top
     if pool.current_key_id and pool.current_key_id not in offers.key_ids:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -98,7 +98,11 @@ def order_key(pl: ProjectLoad) -> tuple[float, str]:
 
 @dataclass
 class KeptPool:
-    """One pool's kept loads: by project id, and (order key, project id) sorted least loaded first."""
+    """One pool's kept loads: by project id, and (order key, project id) sorted least loaded first.
+
+    A ProjectLoad has the `load` and `exhausted_until` selection reads, so `loads` serves as its
+    load facts as it is, without a copy per choice.
+    """
 
     loads: dict[str, ProjectLoad]
     order: list[tuple[float, str]]
@@ -106,6 +110,7 @@ class KeptPool:
     minute: datetime
     day: date
     checked_at: float
+    pks: set[int] = field(default_factory=set)
     offers: object = None  # the pool's key offers, kept by the publisher; dropped on every check
 
 
@@ -147,10 +152,9 @@ class LoadBook:
                     or self._clock() - kept.checked_at >= self.check_seconds):
                 self._pools[pool_row.id] = self._rebuild(session, pool_row, now, kept)
                 return self._pools[pool_row.id]
-            by_pk = {pl.project_pk: pl for pl in kept.loads.values()}
-            stale = {pk for pk in self._touched if pk in by_pk}
+            stale = {pk for pk in self._touched if pk in kept.pks}
             if kept.minute != minute:  # the RPM/TPM window moved: projects with traffic change
-                stale.update(pk for pk, pl in by_pk.items() if pl.usage.rpm or pl.usage.tpm)
+                stale.update(pl.project_pk for pl in kept.loads.values() if pl.usage.rpm or pl.usage.tpm)
                 kept.minute = minute
             if stale:
                 self._touched -= stale
@@ -160,7 +164,8 @@ class LoadBook:
     def _rebuild(self, session: Session, pool_row: Pool, now: datetime, old: KeptPool | None) -> KeptPool:
         loads = pool_loads(session, pool_row, now)
         kept = KeptPool({pl.project_id: pl for pl in loads}, sorted(order_key(pl) for pl in loads),
-                        pool_row.model, minute_floor(now), pacific_date(now), self._clock())
+                        pool_row.model, minute_floor(now), pacific_date(now), self._clock(),
+                        pks={pl.project_pk for pl in loads})
         self._touched -= {pl.project_pk for pl in loads}
         self.rebuilds += 1
         if old is not None and old.day == kept.day and old.minute == kept.minute:
