@@ -16,6 +16,11 @@ from collections.abc import Mapping
 ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 
+def published_state_path(runtime_dir, pool: str):
+    """Where the publisher records, without the secret, what it last published for `pool`."""
+    return runtime_dir / f"{pool}.state.json"
+
+
 def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
     """Return the key in a file written by the file sink, or None if the file is missing or holds none.
 

@@ -82,7 +82,7 @@ class _Decision:
 
 
 def _loads(s: "Session", pool: "Pool", now: datetime) -> dict[str, LoadFacts]:
-    from keyward.usage.accounting import pool_loads
+    from keyward.usage.loads import pool_loads
 
     return {pl.project_id: LoadFacts(pl.load, pl.exhausted_until) for pl in pool_loads(s, pool, now)}
 
