@@ -259,6 +259,10 @@ class Daemon:
             return
         try:
             new_ctx = self.ctx.with_config(config)
+            if new_ctx.loads is None:  # a new database: keep loads for it from scratch
+                from keyward.usage.loads import LoadBook
+
+                new_ctx.loads = LoadBook()
             new_ctx.store  # syncs the new config's pools and projects (opens a new database if moved)
         except Exception as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
