@@ -87,6 +87,8 @@ class Daemon:
             self._start_first_pass()
             notifier.ready(self._summary())
             log.info("keyward daemon ready (%s)", self._summary())
+            if self.status_server is not None:
+                threading.Thread(target=self.status_server.warm, name="keyward-status-warm", daemon=True).start()
             self._main_loop(notifier)
             notifier.stopping()
             log.info("keyward daemon stopping")

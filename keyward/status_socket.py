@@ -6,10 +6,10 @@ loaded, so it builds the status and sends the JSON text; the command prints or r
 a daemon the command builds the status itself. The socket holds no secrets (keys are masked in the
 status), but it is kept 0660 like the rest of the runtime directory.
 
-With ten thousand projects one build takes a good fraction of a second, so the daemon keeps the last
-text for `CACHE_SECONDS` and builds at most one at a time: a `--watch` screen, a monitoring script
-and an operator asking at once cost one build, not three. `generated_at` in the answer says how old
-it is. The JSON is compact (`--pretty` indents it on the client side), because indenting ten
+With ten thousand projects one build takes seconds, so the daemon answers from the last text it
+built and builds a new one in the background once that is `CACHE_SECONDS` old, one at a time: a
+`--watch` screen, a monitoring script and an operator asking at once cost one build, not three, and
+none of them waits for it. `generated_at` in the answer says how old it is. The JSON is compact (`--pretty` indents it on the client side), because indenting ten
 thousand projects costs more than building them.
 """
 
@@ -55,32 +55,72 @@ def pretty(text: str) -> str:
 
 
 class StatusCache:
-    """The last status text, reused for `max_age` seconds; one build at a time, shared by waiters."""
+    """The last status text, rebuilt in the background once it is `max_age` old.
+
+    Only the first request waits for a build. Later ones get the last text at once, and an older
+    than `max_age` one starts a rebuild (one at a time) for the requests after it: at ten thousand
+    projects a build takes seconds, and making each caller wait for its own would make the daemon
+    slower than no daemon. A failed rebuild keeps the last text and is retried by the next request.
+    """
 
     def __init__(self, build: Callable[[], str], max_age: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 spawn: Callable[[Callable[[], None]], None] | None = None):
         self._build = build
         self.max_age = max_age
         self._clock = clock
-        self._lock = threading.Lock()
+        self._spawn = spawn or _in_thread
+        self._lock = threading.Lock()  # guards the fields below
+        self._build_lock = threading.Lock()  # one build at a time
         self._text: str | None = None
         self._built_at = 0.0
+        self._refreshing = False
         self.builds = 0
 
     def get(self) -> str:
-        """Return a status at most `max_age` old, building one when needed (raise what the build raises)."""
-        with self._lock:  # whoever waits here gets the text the current builder makes
-            if self._text is None or self._clock() - self._built_at >= self.max_age:
-                started = self._clock()
-                self._text = self._build()
-                self._built_at = started
-                self.builds += 1
-            return self._text
+        """Return the latest status text (raise what the build raises when there is none yet)."""
+        with self._lock:
+            text, stale = self._text, self._clock() - self._built_at >= self.max_age
+            refresh = text is not None and stale and not self._refreshing
+            if refresh:
+                self._refreshing = True
+        if text is None:
+            return self._rebuild()
+        if refresh:
+            self._spawn(self._refresh)
+            with self._lock:
+                text = self._text  # fresh already when the rebuild ran inline
+        return text
 
     def invalidate(self) -> None:
-        """Forget the cached text: the next request builds the status again."""
+        """Forget the cached text: the next request waits for a new build."""
         with self._lock:
             self._text = None
+
+    def _rebuild(self) -> str:
+        with self._build_lock:
+            with self._lock:  # a concurrent first request may have built it meanwhile
+                if self._text is not None and self._clock() - self._built_at < self.max_age:
+                    return self._text
+            started = self._clock()
+            text = self._build()
+            with self._lock:
+                self._text, self._built_at = text, started
+                self.builds += 1
+            return text
+
+    def _refresh(self) -> None:
+        try:
+            self._rebuild()
+        except Exception as exc:  # keep serving the last status; the next request tries again
+            log.warning("status rebuild failed: %s", exc)
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="keyward-status-build", daemon=True).start()
 
 
 class StatusServer:
@@ -117,6 +157,13 @@ class StatusServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="keyward-status", daemon=True)
         self._thread.start()
         return self
+
+    def warm(self) -> None:
+        """Build the first status now, so the first `keyward status` does not wait for it."""
+        try:
+            self.cache.get()
+        except Exception as exc:
+            log.debug("warming the status failed: %s", exc)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -78,7 +78,8 @@ def test_status_command_when_no_daemon_builds_it_from_the_database(tmp_path):
 def test_status_cache_when_asked_within_max_age_reuses_the_text_then_rebuilds():
     now = [100.0]
     built: list[int] = []
-    cache = StatusCache(lambda: built.append(1) or f"status {len(built)}", max_age=1.0, clock=lambda: now[0])
+    cache = StatusCache(lambda: built.append(1) or f"status {len(built)}", max_age=1.0, clock=lambda: now[0],
+                        spawn=lambda work: work())
     assert cache.get() == "status 1"
     now[0] += 0.5
     assert cache.get() == "status 1"
@@ -86,6 +87,46 @@ def test_status_cache_when_asked_within_max_age_reuses_the_text_then_rebuilds():
     assert cache.get() == "status 2"
     cache.invalidate()
     assert cache.get() == "status 3" and cache.builds == 3
+
+
+def test_status_cache_when_stale_answers_at_once_and_rebuilds_in_the_background():
+    now = [0.0]
+    release = threading.Event()
+    texts = iter(["first", "second"])
+
+    def build() -> str:
+        text = next(texts)
+        if text == "second":
+            assert release.wait(10)
+        return text
+
+    cache = StatusCache(build, max_age=1.0, clock=lambda: now[0])
+    assert cache.get() == "first"
+    now[0] += 5
+    assert cache.get() == "first"  # stale: served while the rebuild waits
+    assert cache.get() == "first" and cache.builds == 1  # one rebuild at a time
+    release.set()
+    deadline = time.monotonic() + 10
+    while cache.get() != "second":
+        assert time.monotonic() < deadline, "the background rebuild never landed"
+        time.sleep(0.01)
+
+
+def test_status_cache_when_a_rebuild_fails_keeps_the_last_text():
+    now = [0.0]
+    calls = []
+
+    def build() -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return f"status {len(calls)}"
+
+    cache = StatusCache(build, max_age=1.0, clock=lambda: now[0], spawn=lambda work: work())
+    assert cache.get() == "status 1"
+    now[0] += 2
+    assert cache.get() == "status 1"
+    assert cache.get() == "status 3"
 
 
 def test_status_cache_when_many_ask_during_a_build_builds_once():
