@@ -6,9 +6,10 @@ the database holds, and then READY=1: `systemctl start` returns once a key is pu
 pool that can have one and `keyward status` answers, in seconds whatever Google's latency. The
 first full pass (journaled rotations resumed, rotations due, limits, usage) runs after READY, in a
 worker; the periodic jobs start when it ends. A pool whose projects have no key yet gets one from
-that pass. Signals only set flags; the main
-thread acts on them, so no handler ever runs inside a job. The APScheduler job store is in memory:
-schedules come from the config, and job stores must never be shared between schedulers.
+that pass. Signals only set flags; the main thread acts on them, so no handler ever runs inside a
+job. The APScheduler job store is in memory: schedules come from the config, and job stores must
+never be shared between schedulers. The daemon keeps each pool's loads in memory
+(keyward.usage.loads.LoadBook) so selection does not recompute them on every choice.
 """
 
 from __future__ import annotations
