@@ -35,6 +35,7 @@ from keyward.storage.models import Pool
 
 WINDOW = timedelta(seconds=120)
 CHECK_SECONDS = 60.0
+MAX_TOUCHED = 100_000  # bounds what touches of projects in no kept pool can hold
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ class LoadBook:
         """Say these projects' usage or exhaustion changed: the next read recomputes them."""
         with self._lock:
             self._touched.update(project_pks)
+            if len(self._touched) > MAX_TOUCHED:  # projects no pool reads (removed ones): start over
+                self._touched.clear()
+                self._pools.clear()
 
     def forget(self) -> None:
         """Drop everything kept: the next read of each pool reads it whole."""
