@@ -55,7 +55,9 @@ class Context:
             from keyward.inventory import sync_config
             from keyward.storage.store import Store
 
-            store = Store.open(self.config.database_url)
+            from keyward.master_key import sealer_for
+
+            store = Store.open(self.config.database_url, sealer=sealer_for(self.config, self.env))
             try:
                 sync_config(store, self.config, now=self.clock())
             except BaseException:
@@ -76,6 +78,10 @@ class Context:
             from keyward.inventory import sync_config
 
             sync_config(self._store, config, now=self.clock())
+            if config.master_key_file != self.config.master_key_file:
+                from keyward.master_key import sealer_for
+
+                self._store.sealer = sealer_for(config, self.env)
             new._store = self._store
             if self.loads is not None:
                 self.loads.forget()  # pools and projects may have changed

@@ -252,7 +252,7 @@ def _kept_candidates(s: "Session", book: "LoadBook", pool: "Pool", now: datetime
 
 
 def _publishable(key, pool: "Pool") -> bool:
-    return key is not None and key.state == "active" and bool(key.secret) and key.project.pool_id == pool.id
+    return key is not None and key.state == "active" and key.has_secret and key.project.pool_id == pool.id
 
 
 def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime) -> _Decision:
