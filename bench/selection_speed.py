@@ -133,6 +133,7 @@ def measure(n: int, runs: int) -> dict[str, float]:
 
 def litellm_ms(n: int, runs: int) -> float | None:
     """LiteLLM's Router choosing among n deployments (usage-based-routing-v2), or None without it."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # its bundled copy, no network
     try:
         from litellm import Router
     except ImportError:
