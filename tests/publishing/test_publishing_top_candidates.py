@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 from keyward.publishing.candidates import KeyOffer, LoadFacts, PoolOffers, build_candidates, top_candidates
 from keyward.quota.selection import choose
-from keyward.usage.loads import order_key, ProjectLoad  # noqa: F401  (order_key is what the book sorts by)
 
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=timezone.utc)
 
