@@ -48,7 +48,8 @@ def keys_sweep(inv: Invocation, prune: bool) -> None:
     from keyward.rotation import service
 
     items = service.sweep(inv.context(), prune=prune)
-    found = [i for i in items if i.error is None]
+    found = [i for i in items if i.error is None and i.other_installation is None]
+    others = [i for i in items if i.error is None and i.other_installation is not None]
     errors = {i.project_id: i.error for i in items if i.error is not None}
     if found:
         click.echo(table(["PROJECT", "KEY", "KEYWARD STATE", "AT GOOGLE"],
@@ -59,5 +60,11 @@ def keys_sweep(inv: Invocation, prune: bool) -> None:
                        "`keyward keys sweep --prune`")
     else:
         click.echo("no stray keys at Google")
+    if others:
+        click.echo("")
+        click.echo(table(["PROJECT", "KEY", "INSTALLATION", "AT GOOGLE"],
+                         [(i.project_id, i.key_id, i.other_installation, "live") for i in others]))
+        click.echo(f"{len(others)} key(s) belong to other keyward installations (another database "
+                   "sharing these projects); keyward never deletes them")
     if errors:
         raise PassFailed(errors)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from keyward.errors import KeywardError, PassFailed, UsageError
 from keyward.keyids import rotation_key_id
+from keyward.leadership import fenced_write
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
 from keyward.rotation.retire import SweepItem, retire_due, retire_key, sweep
@@ -90,7 +91,7 @@ def _unmanaged(project_id: str) -> str:
 def _plan(ctx: "Context", project_pk: int, project_id: str, reason: str, old_key_id: str | None) -> int:
     """Write the `planned` row (with the keyId Google will be asked for) before any Google call."""
     now = ctx.now()
-    with ctx.store.write() as s:
+    with fenced_write(ctx) as s:
         rq.lock_project(s, project_pk)
         existing = rq.open_rotation(s, project_pk)
         if existing is not None:  # another runner started one meanwhile: finish that instead

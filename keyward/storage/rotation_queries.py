@@ -44,6 +44,11 @@ def rotation_for_key(s: Session, key_id: str) -> Rotation | None:
     return s.scalars(select(Rotation).where(Rotation.new_key_id == key_id)).first()
 
 
+def rotation_key_ids(s: Session, project_pk: int) -> set[str]:
+    """Return every key id this database's rotations of the project asked Google for."""
+    return set(s.scalars(select(Rotation.new_key_id).where(Rotation.project_pk == project_pk)).all())
+
+
 def open_key_ids(s: Session) -> set[str]:
     """Return the key ids of rotations still in flight (their keys may exist at Google already)."""
     return set(s.scalars(select(Rotation.new_key_id).where(Rotation.finished_at.is_(None))).all())
