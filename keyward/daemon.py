@@ -45,6 +45,7 @@ class Daemon:
         self.metrics = None
         self.status_server = None
         self._last_beat = 0.0
+        self.leadership = None
         self._busy = threading.Condition()
         self._running_jobs = 0
 
@@ -66,6 +67,7 @@ class Daemon:
         try:
             self.ctx = Context(config)
             self.started_at = self.ctx.now()
+            self._join_leadership()
             ok = self._startup()
             if once:
                 ok = self.run_pass() and ok
@@ -84,6 +86,14 @@ class Daemon:
         finally:
             self._shutdown()
             lock.release()
+
+    def _join_leadership(self) -> None:
+        """Register this instance and take the leader lease if free (keyward.leadership): only
+        the leader rotates and polls Google; every daemon serves reports, publishes and status."""
+        from keyward import leadership
+
+        self.leadership = leadership.Leadership(lambda: self.ctx).start()
+        leadership.attach(self.ctx.store, self.leadership)
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""
@@ -287,6 +297,8 @@ class Daemon:
                 logging.shutdown()
                 os._exit(0)
         self._close_servers()
+        if getattr(self, "leadership", None) is not None:
+            self.leadership.stop()  # hand the lease over now rather than at its expiry
         if self.ctx is not None:
             try:
                 jobs.heartbeat(self.ctx, self.started_at, stopping=True)

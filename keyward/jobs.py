@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
+# Jobs only the leader runs when several daemons share one database (keyward.leadership).
+LEADER_ONLY = frozenset({"rotation", "limits", "usage", "recheck", "prune", "resume"})
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,25 @@ def publish(ctx: "Context") -> None:
 
 
 def rotation(ctx: "Context") -> None:
-    """Finish interrupted rotations, rotate what is due, retire what outlived its grace."""
+    """Finish interrupted rotations, rotate what is due, retire what outlived its grace; all of
+    it holding the rotator lease, so `keyward rotate` never runs at the same time."""
+    from keyward import leadership
+    from keyward.errors import AlreadyRunning
     from keyward.rotation import service
 
     failures: dict[str, str] = {}
-    for step in (service.resume_open, service.rotate_all, service.retire_due):
-        try:
-            step(ctx)
-        except PassFailed as exc:
-            failures.update(exc.failures)
+    member = getattr(ctx.store, "keyward_leadership", None)
+    try:
+        with leadership.rotating(ctx, wait=0, kind="daemon",
+                                 instance_id=member.instance_id if member else None):
+            for step in (service.resume_open, service.rotate_all, service.retire_due):
+                try:
+                    step(ctx)
+                except PassFailed as exc:
+                    failures.update(exc.failures)
+    except AlreadyRunning as exc:
+        log.info("rotation pass skipped: %s", exc)
+        return
     for warning in service.due_warnings(ctx):
         log.warning("%s", warning)
     if failures:
@@ -115,7 +127,13 @@ def job_table(config: "Config") -> list[JobSpec]:
 
 
 def run_job(spec: JobSpec, ctx: "Context") -> bool:
-    """Run one job; log its failure and return False instead of raising."""
+    """Run one job; log its failure and return False instead of raising. A leader-only job
+    is skipped (and counts as done) on a daemon that does not hold the leader lease."""
+    from keyward import leadership
+
+    if spec.name in LEADER_ONLY and not leadership.is_leader(ctx):
+        log.debug("job %s skipped: another daemon leads", spec.name, extra={"job": spec.name})
+        return True
     started = time.monotonic()
     try:
         spec.func(ctx)
