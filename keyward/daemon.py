@@ -67,7 +67,7 @@ class Daemon:
         try:
             self.ctx = Context(config)
             self.started_at = self.ctx.now()
-            self._join_leadership()
+            self._join_leadership(once)
             ok = self._startup()
             if once:
                 ok = self.run_pass() and ok
@@ -87,13 +87,16 @@ class Daemon:
             self._shutdown()
             lock.release()
 
-    def _join_leadership(self) -> None:
+    def _join_leadership(self, once: bool = False) -> None:
         """Register this instance and take the leader lease if free (keyward.leadership): only
-        the leader rotates and polls Google; every daemon serves reports, publishes and status."""
+        the leader rotates and polls Google; every daemon serves reports, publishes and status.
+        A single pass waits (up to 2 × the lease) for a lease a killed daemon left behind."""
         from keyward import leadership
 
         self.leadership = leadership.Leadership(lambda: self.ctx).start()
         leadership.attach(self.ctx.store, self.leadership)
+        if once and not self.leadership.wait_to_lead(2 * self.leadership.ttl.total_seconds()):
+            log.info("another daemon leads; this pass only publishes")
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""
@@ -293,6 +296,8 @@ class Daemon:
             if not self._wait_for_jobs(STOP_GRACE_SECONDS):
                 # Exiting now is safe: every step of a rotation is journaled before it is taken.
                 log.warning("a job is still running; its work is journaled and resumes at the next start")
+                if self.leadership is not None:
+                    self.leadership.stop()  # the running job's next write is fenced off
                 self._close_servers()
                 logging.shutdown()
                 os._exit(0)

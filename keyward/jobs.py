@@ -78,7 +78,7 @@ def rotation(ctx: "Context") -> None:
     failures: dict[str, str] = {}
     member = getattr(ctx.store, "keyward_leadership", None)
     try:
-        with leadership.rotating(ctx, wait=0, kind="daemon",
+        with leadership.rotating(ctx, wait=leadership.lease_ttl(ctx).total_seconds(), kind="daemon",
                                  instance_id=member.instance_id if member else None):
             for step in (service.resume_open, service.rotate_all, service.retire_due):
                 try:

@@ -330,6 +330,7 @@ class Leadership:
         and start renewing."""
         ctx = self._ctx()
         self._refuse_shared_sqlite(ctx)
+        self._clear_dead_holders(ctx)
         self.beat()
         self._thread = threading.Thread(target=self._loop, name="keyward-leadership", daemon=True)
         self._thread.start()
@@ -355,6 +356,31 @@ class Leadership:
                 raise AlreadyRunning(
                     f"keyward daemon {other.get('id')} (pid {other.get('pid')}) already uses this "
                     "database on this host; stop it first")
+
+    def _clear_dead_holders(self, ctx: "Context") -> None:
+        """On SQLite (one host by construction), free at once the leases of processes of this
+        host that are gone (a daemon killed with SIGKILL), instead of waiting for their expiry.
+        Never on PostgreSQL: pids say nothing across containers that share a host name."""
+        if ctx.store.engine.dialect.name != "sqlite":
+            return
+        me = socket.gethostname()
+        with ctx.store.write() as s:
+            known = {i.get("id"): i for i in instances(s)}
+            for lease in s.scalars(select(Lease)).all():
+                info = known.get(holder_instance(lease.holder))
+                if info is None or info.get("host") != me or _pid_alive(info.get("pid")):
+                    continue
+                release(s, lease.name, lease.holder)
+                log.info("freed the %s lease of keyward instance %s (pid %s is gone)", lease.name,
+                         info.get("id"), info.get("pid"))
+
+    def wait_to_lead(self, timeout: float) -> bool:
+        """Beat until this daemon leads or `timeout` seconds pass; return whether it leads."""
+        deadline = time.monotonic() + timeout
+        while not self.is_leader and time.monotonic() < deadline:
+            self._stop.wait(min(0.5, self.ttl.total_seconds() / 3))
+            self.beat()
+        return self.is_leader
 
     def beat(self) -> None:
         """Renew the instance row and take or renew the leader lease; never raises."""
@@ -401,6 +427,9 @@ class Leadership:
             set_leader_fence(ctx.store, None)
             with ctx.store.write() as s:
                 release(s, LEADER, self.instance_id)
+                rotator = read_lease(s, ROTATOR)
+                if rotator is not None and holder_instance(rotator.holder) == self.instance_id:
+                    release(s, ROTATOR, rotator.holder)  # a job still running is fenced off
                 write_instance(s, describe(self.instance_id, "daemon", self.started_at,
                                            stopped=True, role="stopped"), db_now(s))
         except Exception as exc:
