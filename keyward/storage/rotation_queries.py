@@ -44,6 +44,13 @@ def rotation_for_key(s: Session, key_id: str) -> Rotation | None:
     return s.scalars(select(Rotation).where(Rotation.new_key_id == key_id)).first()
 
 
+def last_rotation_start(s: Session, project_pk: int, reason: str) -> datetime | None:
+    """Return when the project's latest rotation for `reason` started, or None."""
+    return s.scalars(select(Rotation.started_at).where(Rotation.project_pk == project_pk,
+                                                       Rotation.reason == reason)
+                     .order_by(Rotation.started_at.desc()).limit(1)).first()
+
+
 def rotation_key_ids(s: Session, project_pk: int) -> set[str]:
     """Return every key id this database's rotations of the project asked Google for."""
     return set(s.scalars(select(Rotation.new_key_id).where(Rotation.project_pk == project_pk)).all())

@@ -255,10 +255,19 @@ def test_rotate_project_when_verify_disabled_skips_gemini_call(make_ctx, emu, de
     assert any("verification skipped" in m for _, _, m in events(ctx))
 
 
+def reject_at_google(ctx, emu, key_id):
+    """Make Gemini really reject the key (deleted at Google) and mark it as a report would."""
+    from keyward.rotation.deps import default_client
+
+    with ctx.store.write() as s:
+        key = q.get_key(s, key_id)
+        key.state, name = "invalid", key.google_name
+    default_client(ctx, lambda _: None).delete_key(name)
+
+
 def test_replace_invalid_when_managed_rotates_now_and_retires_rejected_key(ctx, emu, deps):
     first = service.rotate_project(ctx, "alpha-proj", deps=deps)
-    with ctx.store.write() as s:
-        q.get_key(s, first.new_key_id).state = "invalid"
+    reject_at_google(ctx, emu, first.new_key_id)
 
     result = service.replace_invalid(ctx, first.new_key_id, deps=deps)
 
@@ -266,6 +275,39 @@ def test_replace_invalid_when_managed_rotates_now_and_retires_rejected_key(ctx, 
     assert active_of(ctx, "alpha-proj").key_id == result.new_key_id
     assert service.retire_due(ctx, deps=deps) == [first.new_key_id]
     assert [k["name"].rsplit("/", 1)[-1] for k in emu.keys("alpha-proj")] == [result.new_key_id]
+
+
+def test_replace_invalid_when_gemini_accepts_key_reinstates_it_without_new_key(ctx, emu, deps):
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    with ctx.store.write() as s:
+        q.get_key(s, first.new_key_id).state = "invalid"  # a program's report, not confirmed
+
+    result = service.replace_invalid(ctx, first.new_key_id, deps=deps)
+
+    assert result.status == "not-due" and "back in service" in result.message
+    assert active_of(ctx, "alpha-proj").key_id == first.new_key_id
+    assert len(emu.keys("alpha-proj")) == 1
+    assert any(k == "key.reinstated" for k, _, _ in events(ctx, "key."))
+
+
+def test_replace_invalid_when_reported_repeatedly_replaces_once_per_interval(ctx, emu, deps, clock):
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    made = [first.new_key_id]
+    for _ in range(5):  # six reports in all, each about the key then active, each confirmed
+        clock.advance(timedelta(minutes=1))
+        with ctx.store.read() as s:
+            current = active_of(ctx, "alpha-proj")
+        if current is not None:
+            reject_at_google(ctx, emu, current.key_id)
+            result = service.replace_invalid(ctx, current.key_id, deps=deps)
+            if result.status == "rotated":
+                made.append(result.new_key_id)
+
+    assert len(made) == 2, "one replacement within rotation.invalid_interval (10 min)"
+    journaled = [m for k, _, m in events(ctx) if k == "rotation.invalid"]
+    assert journaled and "not acted on" in journaled[0]
+    clock.advance(timedelta(minutes=10))
+    assert service.rotate_project(ctx, "alpha-proj", deps=deps).status == "rotated"
 
 
 def test_replace_invalid_when_unmanaged_journals_instructions(ctx, emu, deps):
