@@ -244,6 +244,8 @@ def rotating(ctx: "Context", *, wait: float, kind: str = "command",
             if kind != "daemon":
                 write_instance(s, describe(instance_id, kind, started), db_now(s))
             epoch = try_acquire(s, ROTATOR, holder, ttl)
+            if epoch is None and _holder_dead_here(s, ROTATOR):
+                epoch = try_acquire(s, ROTATOR, holder, ttl)
             who = None
             if epoch is None:
                 lease = read_lease(s, ROTATOR)
@@ -275,6 +277,24 @@ def rotating(ctx: "Context", *, wait: float, kind: str = "command",
                     write_instance(s, describe(instance_id, kind, started, stopped=True), db_now(s))
         except KeywardError as exc:
             log.warning("could not release the rotator lease (it expires on its own): %s", exc)
+
+
+def _holder_dead_here(s: Session, name: str) -> bool:
+    """On SQLite (one host), free lease `name` when its holder was a process of this host that is
+    gone (SIGKILLed mid-rotation); return whether it was freed. Never on PostgreSQL, where pids
+    say nothing across containers sharing a host name."""
+    if s.get_bind().dialect.name != "sqlite":
+        return False
+    lease = read_lease(s, name)
+    if lease is None:
+        return False
+    wanted = holder_instance(lease.holder)
+    info = next((i for i in instances(s) if i.get("id") == wanted), None)
+    if info is None or info.get("host") != socket.gethostname() or _pid_alive(info.get("pid")):
+        return False
+    release(s, name, lease.holder)
+    log.info("freed the %s lease of keyward instance %s (pid %s is gone)", name, wanted, info.get("pid"))
+    return True
 
 
 def _renew_rotator(ctx: "Context", fence: Fence, stop: threading.Event) -> None:

@@ -136,3 +136,24 @@ def test_rotate_when_run_as_subprocess_returns_0_with_active_verified_key(tmp_pa
         assert active[0].secret not in done.stdout + done.stderr
     finally:
         ctx.close()
+
+
+def test_rotate_when_another_rotation_runs_waits_then_exits_1_naming_the_holder(run, emu):
+    import socket
+
+    from keyward import leadership
+
+    ctx = Context.load(str(run.config))
+    try:
+        with leadership.rotating(ctx, wait=0, kind="daemon", instance_id="d1d1d1d1d1d1"):
+            with ctx.store.write() as s:  # the daemon describes itself in its instance row
+                leadership.write_instance(s, leadership.describe(
+                    "d1d1d1d1d1d1", "daemon", ctx.now(), role="leader"), ctx.now())
+            result = run("rotate", "--project", "alpha-proj", "--now", "--wait", "0.5")
+        assert result.exit_code == 1, result.output
+        assert "keyward daemon d1d1d1d1d1d1" in result.output
+        assert socket.gethostname() in result.output and f"pid {os.getpid()}" in result.output
+        assert "waited 0.5 s" in result.output and live(emu, "alpha-proj") == []
+        assert run("rotate", "--project", "alpha-proj", "--now").exit_code == 0  # free again
+    finally:
+        ctx.close()
