@@ -23,8 +23,7 @@ from sqlalchemy import create_engine, text
 from support.daemon_harness import DaemonProcess, wait_for
 
 MODEL = "gemini-2.5-flash"
-PROJECTS = [("hosts-alpha-1", "310000000001"), ("hosts-bravo-2", "310000000002"),
-            ("hosts-charl-3", "310000000003")]
+PROJECTS = [(f"hosts-proj-{i}", f"31000000000{i}") for i in range(1, 7)]
 ROTATIONS = int(os.environ.get("KEYWARD_TEST_ROTATIONS", "20"))
 LEASE = 2.0
 
@@ -164,7 +163,7 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
                 found = hosts.leader()
                 if found is not None:
                     name, pid = found
-                    if rng.random() < 0.6:
+                    if kills["sigkill"] <= kills["backend"]:  # alternate, at random moments
                         os.kill(pid, signal.SIGKILL)
                         hosts.procs[name].wait(10)
                         kills["sigkill"] += 1
@@ -186,7 +185,7 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
         reporter.close()
 
     try:
-        assert kills["sigkill"] + kills["backend"] >= 2, kills
+        assert kills["sigkill"] >= 1 and kills["backend"] >= 1, kills
         engine = create_engine(pg_url)
         with engine.connect() as conn:
             rotations = conn.execute(text(
