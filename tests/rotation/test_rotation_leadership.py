@@ -149,3 +149,46 @@ def test_leadership_when_other_daemon_on_postgresql_starts_as_follower(make_ctx,
         assert a.role == "leader" and b.role == "follower"
     finally:
         b.stop(), a.stop()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lease_rules_when_random_holders_acquire_expire_and_release_hold_invariants(make_ctx, emu, seed):
+    """A model check: only a free, expired or own lease is granted; the epoch grows exactly when the
+    holder changes; every fence of an earlier holder is refused afterwards."""
+    import random
+
+    rng = random.Random(seed)
+    ctx = make_ctx()
+    holder, epoch, fences_seen = None, 0, []
+    expired = True
+    for _ in range(60):
+        who, op = rng.choice("abc"), rng.choice(["acquire", "acquire", "expire", "release"])
+        if op == "expire":
+            expire(ctx, "leader")
+            expired = True
+        elif op == "release":
+            with ctx.store.write() as s:
+                leadership.release(s, "leader", who)
+            if who == holder:
+                expired = True
+        else:
+            with ctx.store.write() as s:
+                got = leadership.try_acquire(s, "leader", who, TTL)
+            if holder is not None and who != holder and not expired:
+                assert got is None
+                continue
+            if who != holder:
+                epoch += 1
+            holder, expired = who, False
+            assert got == epoch
+            fence = leadership.Fence("leader", who, got, TTL)
+            if fence not in fences_seen:
+                fences_seen.append(fence)
+        for fence in fences_seen:
+            current = (fence.holder, fence.epoch) == (holder, epoch) and not expired
+            try:
+                with ctx.store.write() as s:
+                    fence.check(s)
+                assert current, f"stale fence {fence} passed"
+            except LeaseLost:
+                assert not current, f"current fence {fence} refused"
