@@ -93,10 +93,22 @@ class Daemon:
         A single pass waits (up to 2 × the lease) for a lease a killed daemon left behind."""
         from keyward import leadership
 
-        self.leadership = leadership.Leadership(lambda: self.ctx).start()
+        self.leadership = leadership.Leadership(lambda: self.ctx)
+        self.leadership.on_lead = self._leader_jobs_now
+        self.leadership.start()
         leadership.attach(self.ctx.store, self.leadership)
         if once and not self.leadership.wait_to_lead(2 * self.leadership.ttl.total_seconds()):
             log.info("another daemon leads; this pass only publishes")
+
+    def _leader_jobs_now(self) -> None:
+        """On becoming leader, run the leader's jobs (rotation first) at once."""
+        scheduler = self.scheduler
+        if scheduler is None or not scheduler.running:
+            return  # the first pass, still to come, runs them
+        now = datetime.now().astimezone()
+        for spec in jobs.job_table(self.ctx.config):
+            if spec.name in jobs.LEADER_ONLY:
+                scheduler.modify_job(spec.name, next_run_time=now)
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""

@@ -31,7 +31,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -335,6 +335,9 @@ class Leadership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Called (on the renewing thread) when this daemon starts leading, so the leader's jobs
+        # run at once instead of at their next tick: a new leader resumes a dead one's rotations.
+        self.on_lead: Callable[[], None] | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -429,6 +432,11 @@ class Leadership:
         if epoch is not None and was != epoch:
             log.warning("this daemon (%s) leads now (epoch %s): it rotates keys and polls Google",
                         self.instance_id, epoch)
+            if self.on_lead is not None:
+                try:
+                    self.on_lead()
+                except Exception as exc:
+                    log.error("starting the leader's jobs failed: %s", exc)
         elif epoch is None and was is not None:
             log.warning("this daemon (%s) no longer leads", self.instance_id)
 

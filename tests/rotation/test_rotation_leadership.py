@@ -114,12 +114,17 @@ def test_leadership_when_leader_stops_follower_takes_over_with_higher_epoch(make
     first, second = make_ctx(database_url=pg_url), make_ctx(database_url=pg_url)
     a = leadership.Leadership(lambda: first, ttl=TTL)
     b = leadership.Leadership(lambda: second, ttl=TTL)
+    started = []
+    b.on_lead = lambda: started.append(b.epoch)
     a.beat(), b.beat()
-    assert (a.is_leader, b.is_leader) == (True, False)
+    assert (a.is_leader, b.is_leader) == (True, False) and started == []
     epoch = a.epoch
     a.stop()
     b.beat()
     assert b.is_leader and b.epoch == epoch + 1
+    assert started == [epoch + 1], "the new leader starts the leader's jobs at once"
+    b.beat()
+    assert started == [epoch + 1]
     with second.store.read() as s:
         roles = {i["id"]: i["role"] for i in leadership.instances(s)}
     assert roles == {a.instance_id: "stopped", b.instance_id: "leader"}
