@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from keyward import keystrings
 from keyward.errors import GoogleError, KeywardError, RotationError, Transient
+from keyward.leadership import fenced_write, verify_fences
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
-from keyward.leadership import fenced_write, verify_fences
 from keyward.rotation.records import (INSTALLATION_ANNOTATION, KEY_ID_ANNOTATION,
                                       MANAGED_ANNOTATION, RotationResult, Snapshot,
                                       installation_id, load_snapshot)

@@ -13,7 +13,6 @@ from keyward.rotation import service
 from keyward.rotation import state as st
 from keyward.rotation.deps import default_client
 from keyward.rotation.service import _plan
-from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
 from keyward.storage.models import Rotation
 

@@ -295,8 +295,7 @@ def test_replace_invalid_when_reported_repeatedly_replaces_once_per_interval(ctx
     made = [first.new_key_id]
     for _ in range(5):  # six reports in all, each about the key then active, each confirmed
         clock.advance(timedelta(minutes=1))
-        with ctx.store.read() as s:
-            current = active_of(ctx, "alpha-proj")
+        current = active_of(ctx, "alpha-proj")
         if current is not None:
             reject_at_google(ctx, emu, current.key_id)
             result = service.replace_invalid(ctx, current.key_id, deps=deps)
