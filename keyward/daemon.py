@@ -66,6 +66,7 @@ class Daemon:
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)
+            self._check_secrets_at_rest()
             self.started_at = self.ctx.now()
             self._join_leadership(once)
             ok = self._startup()
@@ -109,6 +110,12 @@ class Daemon:
         for spec in jobs.job_table(self.ctx.config):
             if spec.name in jobs.LEADER_ONLY:
                 scheduler.modify_job(spec.name, next_run_time=now)
+
+    def _check_secrets_at_rest(self) -> None:
+        """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
+        from keyward import at_rest
+
+        at_rest.check(self.ctx)
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""

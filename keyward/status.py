@@ -38,7 +38,10 @@ named by id and by mask ("AQ.…wxyz").
                       current: bool, created_at, age_s, rotate_after, grace_until, invalid_reason}
     warnings[]       {code, level: "warning"|"error", message, pool, project_id, key_id}; codes:
                      daemon_not_running, daemon_stale, all_exhausted, no_key, not_published,
-                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors
+                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors,
+                     secrets_plain (key strings stored without a master key sealing them)
+    secrets          {sealed: int, plain: int, master_keys: {id: count}}: how stored key strings are
+                     kept at rest (counted from the rows; status never needs the master key)
     recent_errors[]  error-level journal events of the last 24 hours, newest first (at most 20):
                      {at, kind, message, pool, project_id, key_id}
     hosts[]          the daemons sharing this database (heard from in the last hour), leader first:
@@ -126,6 +129,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     day = pacific_date(now).isoformat()
     project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
                             warnings, day) for p in projects]
+    secrets = _secrets_at_rest(keys, warnings)
     if errors:
         warnings.append(_warning("recent_errors", "error",
                                  f"{len(errors)} error(s) in the journal in the last 24 hours; newest: "
@@ -141,6 +145,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         "projects": project_out,
         "warnings": warnings,
         "recent_errors": [_event(e) for e in errors],
+        "secrets": secrets,
     }
 
 
@@ -177,6 +182,22 @@ def _hosts(members: list[dict[str, Any]], lease, now: datetime,
     lease_out = None if lease is None else {"holder": lease[0], "epoch": lease[1],
                                             "expires_at": iso(lease[2]), "held": held}
     return hosts, lease_out
+
+
+def _secrets_at_rest(keys, warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    by_master: dict[str, int] = {}
+    plain = 0
+    for k in keys:
+        if k.has_secret and k.sealed_by is None:
+            plain += 1
+        elif k.has_secret:
+            by_master[k.sealed_by] = by_master.get(k.sealed_by, 0) + 1
+    if plain:
+        hint = ("seal them with `keyward db encrypt`" if by_master else
+                "create a master key with `keyward db master-key init`, then run `keyward db encrypt`")
+        warnings.append(_warning("secrets_plain", "warning",
+                                 f"{plain} key string(s) are stored in plain text in the database: {hint}"))
+    return {"sealed": sum(by_master.values()), "plain": plain, "master_keys": by_master}
 
 
 def _event(e) -> dict[str, Any]:
