@@ -321,13 +321,14 @@ class Daemon:
                 logging.shutdown()
                 os._exit(0)
         self._close_servers()
-        if getattr(self, "leadership", None) is not None:
-            self.leadership.stop()  # hand the lease over now rather than at its expiry
         if self.ctx is not None:
-            try:
+            try:  # while still leading: a follower stopping must not mark the shared row stopped
                 jobs.heartbeat(self.ctx, self.started_at, stopping=True)
             except Exception as exc:
                 log.debug("final heartbeat failed: %s", exc)
+        if self.leadership is not None:
+            self.leadership.stop()  # hand the lease over now rather than at its expiry
+        if self.ctx is not None:
             self.ctx.close()
 
     def _close_servers(self) -> None:

@@ -39,8 +39,14 @@ class JobSpec:
 
 
 def heartbeat(ctx: "Context", started_at: datetime | None = None, *, stopping: bool = False) -> None:
-    """Tell `keyward status` (and other hosts, later) that this daemon is alive, or stopped cleanly."""
+    """Tell `keyward status` that the daemon is alive, or stopped cleanly. With several daemons on
+    one database only the leader writes this shared row (status lists every daemon under hosts),
+    so it neither flips between hosts nor says "stopped" when a follower stops."""
+    from keyward.leadership import is_leader
     from keyward.storage import store as q
+
+    if not is_leader(ctx):
+        return
 
     now = ctx.now()
     value = json.dumps({

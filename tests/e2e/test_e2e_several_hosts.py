@@ -9,6 +9,7 @@ KEYWARD_TEST_ROTATIONS sets how many completed rotations the run waits for (defa
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ MODEL = "gemini-2.5-flash"
 PROJECTS = [(f"hosts-proj-{i}", f"31000000000{i}") for i in range(1, 7)]
 ROTATIONS = int(os.environ.get("KEYWARD_TEST_ROTATIONS", "20"))
 LEASE = 2.0
+SELECTION = 1.0  # selection.interval in the hosts' configs
 
 
 def host_config(base: Path, sock_dir: Path, name: str, database: str) -> Path:
@@ -103,8 +105,6 @@ class Hosts:
         return None
 
     def _instance_of(self, pid: int) -> str | None:
-        import json
-
         with self.engine.connect() as conn:
             for (value,) in conn.execute(text("SELECT value FROM meta WHERE name LIKE 'instance.%'")):
                 info = json.loads(value)
@@ -177,9 +177,15 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
         # publishes its pool's current key within 2 × the selection interval (plus start-up).
         wait_for(hosts.leader, 2 * LEASE + 5, "a leader")
         for name, config in hosts.configs.items():
+            proc = hosts.procs[name]
+            wait_for(lambda: "daemon ready" in proc.log, 60, f"{name} (restarted) to be ready")
             published = config.parent / "run" / "default.key"
-            wait_for(lambda: _published_matches_current(hosts.engine, published), 2 * 1 + 10,
-                     f"{name} to publish the pool's current key")
+            wait_for(lambda: _published_matches_current(hosts.engine, published), 2 * SELECTION + 1,
+                     f"{name} to publish the pool's current key within 2 x selection.interval")
+        # The shared heartbeat row is the leader's alone: status does not flip between hosts.
+        with hosts.engine.connect() as conn:
+            beat = json.loads(conn.execute(text("SELECT value FROM meta WHERE name = 'heartbeat'")).scalar())
+        assert beat["pid"] == hosts.leader()[1] and beat["stopped_at"] is None
     finally:
         hosts.stop()
         reporter.close()
