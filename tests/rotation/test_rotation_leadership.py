@@ -9,6 +9,8 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from sqlalchemy import select, update
 
 from keyward import leadership
@@ -156,44 +158,46 @@ def test_leadership_when_other_daemon_on_postgresql_starts_as_follower(make_ctx,
         b.stop(), a.stop()
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_lease_rules_when_random_holders_acquire_expire_and_release_hold_invariants(make_ctx, emu, seed):
-    """A model check: only a free, expired or own lease is granted; the epoch grows exactly when the
-    holder changes; every fence of an earlier holder is refused afterwards."""
-    import random
+_OPS = hst.lists(hst.tuples(hst.sampled_from("abc"), hst.sampled_from(["acquire", "expire", "release"])),
+                max_size=25)
 
-    rng = random.Random(seed)
-    ctx = make_ctx()
-    holder, epoch, fences_seen = None, 0, []
-    expired = True
-    for _ in range(60):
-        who, op = rng.choice("abc"), rng.choice(["acquire", "acquire", "expire", "release"])
-        if op == "expire":
-            expire(ctx, "leader")
-            expired = True
-        elif op == "release":
-            with ctx.store.write() as s:
-                leadership.release(s, "leader", who)
-            if who == holder:
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS)
+def test_lease_rules_when_holders_acquire_expire_and_release_hold_invariants(ops):
+    """A model check: only a free, expired or own lease is granted; the epoch grows exactly when the
+    holder changes; every fence but the current holder's is refused."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine("sqlite://")
+    Lease.__table__.create(engine)
+    holder, epoch, expired, seen = None, 0, True, []
+    with Session(engine) as s:
+        for who, op in ops:
+            if op == "expire":
+                s.execute(update(Lease).values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=5)))
                 expired = True
-        else:
-            with ctx.store.write() as s:
+            elif op == "release":
+                leadership.release(s, "leader", who)
+                expired = expired or who == holder
+            else:
                 got = leadership.try_acquire(s, "leader", who, TTL)
-            if holder is not None and who != holder and not expired:
-                assert got is None
-                continue
-            if who != holder:
-                epoch += 1
-            holder, expired = who, False
-            assert got == epoch
-            fence = leadership.Fence("leader", who, got, TTL)
-            if fence not in fences_seen:
-                fences_seen.append(fence)
-        for fence in fences_seen:
-            current = (fence.holder, fence.epoch) == (holder, epoch) and not expired
-            try:
-                with ctx.store.write() as s:
-                    fence.check(s)
-                assert current, f"stale fence {fence} passed"
-            except LeaseLost:
-                assert not current, f"current fence {fence} refused"
+                if holder is not None and who != holder and not expired:
+                    assert got is None
+                    continue
+                epoch += 1 if who != holder else 0
+                holder, expired = who, False
+                assert got == epoch
+                if (who, got) not in seen:
+                    seen.append((who, got))
+            s.flush()
+            for fence_holder, fence_epoch in seen:
+                current = (fence_holder, fence_epoch) == (holder, epoch) and not expired
+                try:
+                    with s.begin_nested():
+                        leadership.Fence("leader", fence_holder, fence_epoch, TTL).check(s)
+                    assert current, f"stale fence {(fence_holder, fence_epoch)} passed"
+                except LeaseLost:
+                    assert not current, f"current fence {(fence_holder, fence_epoch)} refused"
+    engine.dispose()
