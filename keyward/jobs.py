@@ -72,6 +72,12 @@ def publish(ctx: "Context") -> None:
     from keyward.publishing import service
 
     service.publish_pools(ctx, None, trigger="timer")
+    from keyward.leadership import is_leader
+
+    if is_leader(ctx):  # keys reported invalid to another host are replaced here, within seconds
+        from keyward.rotation.service import replace_reported
+
+        replace_reported(ctx)
 
 
 def rotation(ctx: "Context") -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["RotationResult", "SweepItem", "rotate_project", "rotate_all", "resume_open",
-           "retire_due", "retire_key", "replace_invalid", "sweep", "due_warnings"]
+           "retire_due", "retire_key", "replace_invalid", "replace_reported", "sweep", "due_warnings"]
 
 
 def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_run: bool = False,
@@ -279,6 +279,24 @@ def replace_invalid(ctx: "Context", key_id: str, *, deps: Deps | None = None) ->
     except KeywardError as exc:
         log.error("replacing rejected key %s of project %s failed: %s", key_id, project_id, exc)
         return RotationResult(project_id, "failed", str(exc), st.INVALID, old_key_id=key_id)
+
+
+def replace_reported(ctx: "Context", *, deps: Deps | None = None) -> list[RotationResult]:
+    """Replace the invalid keys that wait for it: managed projects whose latest key was reported
+    invalid (to any host) and that have no active key nor a rotation in flight. Return the results.
+
+    The leading daemon runs this on its publishing timer, so a report received by another host
+    costs seconds, not a rotation_check interval. Confirmation and the per-project limit apply
+    (see replace_invalid); the query is cheap when nothing waits.
+    """
+    now, interval = ctx.now(), ctx.config.rotation.invalid_interval
+    with ctx.store.read() as s:
+        waiting = []
+        for key in rq.reported_invalid_waiting(s):
+            last = rq.last_rotation_start(s, key.project_pk, st.INVALID)
+            if last is None or now - utc_aware(last) >= interval:  # else: already journaled once
+                waiting.append(key.key_id)
+    return [r for r in (replace_invalid(ctx, key_id, deps=deps) for key_id in waiting) if r is not None]
 
 
 def due_warnings(ctx: "Context") -> list[str]:

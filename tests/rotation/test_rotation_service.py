@@ -373,3 +373,25 @@ def test_rotate_project_when_logging_at_debug_never_logs_key_strings(ctx, emu, d
     assert len(secrets) == 2
     for secret in secrets:
         assert secret not in caplog.text and secret not in journal and secret not in str(err.value)
+
+
+def test_replace_reported_when_follower_got_the_report_leader_replaces_within_a_pass(ctx, emu, deps):
+    from keyward import leadership
+
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    reject_at_google(ctx, emu, first.new_key_id)
+
+    class Follower:
+        is_leader = False
+
+    leadership.attach(ctx.store, Follower())
+    try:
+        assert service.replace_invalid(ctx, first.new_key_id, deps=deps).status == "pending"
+        assert len(emu.keys("alpha-proj")) == 0, "a follower makes no key"
+    finally:
+        leadership.attach(ctx.store, None)
+
+    [result] = service.replace_reported(ctx, deps=deps)  # the leader's publishing timer
+
+    assert result.status == "rotated" and result.reason == "invalid"
+    assert service.replace_reported(ctx, deps=deps) == []
