@@ -289,6 +289,11 @@ class Daemon:
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
         if old.store is not new_ctx.store:
             # The database moved: jobs still running on the old one finish there.
+            if self.leadership is not None:  # lead (or follow) in the new database, fenced there
+                from keyward import leadership
+
+                leadership.attach(new_ctx.store, self.leadership)
+                self.leadership.beat()
             old.close()
         jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
 
