@@ -289,6 +289,7 @@ class Runner:
     # -- step 4: promote and publish ------------------------------------------------------
 
     def _promote(self, snap: Snapshot) -> None:
+        crash_point("promoting")  # decided to promote, not yet written
         now = self.ctx.now()
         grace = self.ctx.config.rotation.grace
         with fenced_write(self.ctx) as s:

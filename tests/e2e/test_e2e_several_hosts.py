@@ -236,3 +236,48 @@ def _published_matches_current(engine, published: Path) -> bool:
             "SELECT k.fingerprint FROM pools p JOIN keys k ON k.key_id = p.current_key_id "
             "WHERE p.name = 'default'")).first()
     return row is not None and row[0] == fingerprint(on_file)
+
+
+def test_leader_paused_mid_rotation_is_fenced_off_after_another_takes_over(tmp_path, pg_url, kw_env):
+    """A leader stopped (SIGSTOP) between deciding to promote and writing it: another daemon leads,
+    finishes the rotation; when the first one continues, its write is refused by the fence."""
+    from keyward.emulator import Emulator
+
+    emu = Emulator().start()
+    emu.operation_polls, emu.operation_seconds = 0, 0
+    for pid, number in PROJECTS[:1]:
+        emu.add_project(pid, number)
+    env = {**kw_env, "KEYWARD_GOOGLE_EMULATOR_HOST": emu.address, "KEYWARD_STATE_DIR": "",
+           "KEYWARD_RUNTIME_DIR": ""}
+    hosts = Hosts(tmp_path, pg_url, env)
+    for config in hosts.configs.values():  # one project is enough here
+        text_ = config.read_text()
+        config.write_text(text_[:text_.index("[projects.")] + text_[text_.index("[projects."):].split(
+            "\n[projects.", 1)[0] + "\n")
+    try:
+        hosts.env = {**env, "KEYWARD_TEST_PAUSE_AT": "promoting"}
+        hosts.start("h0")
+        paused = hosts.procs["h0"]
+        wait_for(lambda: _state(paused.proc.pid) == "T", 60, "h0 to pause before promoting")
+        hosts.env = env
+        hosts.start("h1")
+        follower = hosts.procs["h1"]
+        wait_for(lambda: count(hosts.engine, "SELECT count(*) FROM rotations WHERE outcome = 'done'") >= 1,
+                 60, "h1 to take over and finish the rotation")
+        os.kill(paused.proc.pid, signal.SIGCONT)
+        wait_for(lambda: "no longer holds the" in paused.log, 30, "h0's write to be refused by the fence")
+        with hosts.engine.connect() as conn:
+            promoted = [r[0] for r in conn.execute(text(
+                "SELECT key_id FROM events WHERE kind = 'rotation.promoted'"))]
+        assert len(promoted) == len(set(promoted)) == 1
+        assert follower.proc.poll() is None
+    finally:
+        hosts.stop()
+        emu.stop()
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
