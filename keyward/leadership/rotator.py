@@ -42,10 +42,11 @@ def rotating(ctx: "Context", *, wait: float, kind: str = "command",
     holder = f"{instance_id}:{secrets.token_hex(3)}"
     started = datetime.now(timezone.utc)
     deadline = time.monotonic() + max(0.0, wait)
+    if kind != "daemon":  # a daemon's instance row is kept by its Leadership
+        with ctx.store.write() as s:
+            write_instance(s, describe(instance_id, kind, started), db_now(s))
     while True:
         with ctx.store.write() as s:
-            if kind != "daemon":
-                write_instance(s, describe(instance_id, kind, started), db_now(s))
             epoch = try_acquire(s, ROTATOR, holder, ttl)
             if epoch is None and _holder_dead_here(s, ROTATOR):
                 epoch = try_acquire(s, ROTATOR, holder, ttl)
