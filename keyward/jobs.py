@@ -72,9 +72,15 @@ def publish(ctx: "Context") -> None:
     from keyward.publishing import service
 
     service.publish_pools(ctx, None, trigger="timer")
+
+
+def publish_timer(ctx: "Context") -> None:
+    """The publishing timer; on the leader it also replaces keys reported invalid to any host
+    (within seconds, not a rotation_check later). Not part of the publish before READY."""
     from keyward.leadership import is_leader
 
-    if is_leader(ctx):  # keys reported invalid to another host are replaced here, within seconds
+    publish(ctx)
+    if is_leader(ctx):
         from keyward.rotation.service import replace_reported
 
         replace_reported(ctx)
@@ -132,7 +138,7 @@ def job_table(config: "Config") -> list[JobSpec]:
         JobSpec("rotation", d.rotation_check.total_seconds(), rotation, jitter),
         JobSpec("limits", d.rotation_check.total_seconds(), refresh_limits, jitter),
         JobSpec("usage", config.usage.poll_interval.total_seconds(), poll_usage, jitter),
-        JobSpec("publish", config.selection.interval.total_seconds(), publish),
+        JobSpec("publish", config.selection.interval.total_seconds(), publish_timer),
         JobSpec("recheck", d.verify_invalid.total_seconds(), recheck_invalid, jitter),
         JobSpec("prune", d.prune_interval.total_seconds(), prune, jitter),
     ]

@@ -406,3 +406,15 @@ def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> 
 
 def get_meta(s: Session, name: str) -> Meta | None:
     return s.get(Meta, name)
+
+
+def active_key_offers(s: Session, pool: Pool) -> Sequence:
+    """The pool's active keys as plain rows (project_id, key_id, has_secret, state), newest first per
+    project: what selection needs, without building an ORM object per key (most of the cost at
+    thousands of projects)."""
+    return s.execute(
+        select(Project.project_id, Key.key_id, Key.sealed.is_not(None), Key.state)
+        .join(Project)
+        .where(Project.pool_id == pool.id, Key.state == "active")
+        .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
+    ).all()
