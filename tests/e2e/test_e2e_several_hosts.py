@@ -152,6 +152,9 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
         for name, proc in hosts.procs.items():
             wait_for(lambda: "daemon ready" in proc.log or proc.proc.poll() is not None, 90, f"{name} ready")
             assert proc.proc.poll() is None, proc.log
+        # READY comes before the first pass; reports name the pool, so wait for its first key.
+        wait_for(lambda: count(hosts.engine, "SELECT count(*) FROM pools WHERE current_key_id IS NOT NULL"),
+                 90, "the pool's first key")
         deadline = time.monotonic() + 420
         next_fault = time.monotonic() + rng.uniform(3, 8)
         while count(hosts.engine, "SELECT count(*) FROM rotations WHERE outcome = 'done'") < ROTATIONS:
