@@ -84,7 +84,7 @@ def status(engine: Engine) -> tuple[str | None, str]:
 # The newest revision in migrations/versions. Every command checks the database against it, so it
 # is a constant: reading it from the scripts means importing Alembic, which costs more than the rest
 # of `keyward status`. A test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0003_sealed_secrets"
+SCHEMA_HEAD = "0004_project_summaries"
 
 
 def _stored_revision(engine: Engine) -> str | None:

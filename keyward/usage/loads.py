@@ -57,17 +57,19 @@ class ProjectLoad:
 
 
 def pool_loads(session: Session, pool_row: Pool, now: datetime,
-               project_pks: Iterable[int] | None = None) -> list[ProjectLoad]:
+               project_pks: Iterable[int] | None = None, *, summaries: bool = False) -> list[ProjectLoad]:
     """Return a ProjectLoad for every project of `pool_row` (or those of `project_pks`), by project id.
 
     RPM/TPM count the current and the previous minute (see quota.windows.usage_at), each minute
     being the larger of the local and the Monitoring count; RPD is today's (Pacific) effective
-    day total. Exhaustion that has ended is ignored.
+    day total. Exhaustion that has ended is ignored. With `summaries`, read the per-project summary
+    rows kept on every write instead of the minute buckets (same figures, one row per project): the
+    path of a process without the daemon's kept loads.
     """
     now = require_aware(now)
     model = pool_row.model
     rows = uq.pool_rows(session, pool_row.id, model, minute_floor(now - WINDOW),
-                        pacific_date(now), now, project_pks)
+                        pacific_date(now), now, project_pks, summaries=summaries)
     merged: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
     for pk, minute, _source, requests, tokens in rows.minutes:
         cell = merged[(pk, minute)]
