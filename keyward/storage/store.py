@@ -118,6 +118,13 @@ def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
 
 
+def project_counts(s: Session) -> dict[int, int]:
+    """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
+    from sqlalchemy import func
+
+    return {pk: n for pk, n in s.execute(select(Project.pool_id, func.count()).group_by(Project.pool_id))}
+
+
 def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:
     pool = find_pool(s, name)
     if pool is None:
