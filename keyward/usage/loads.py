@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from keyward.quota.windows import (
     Bucket, Limits, Usage, load, minute_floor, next_pacific_midnight, pacific_date, require_aware,
-    usage_at,
 )
 from keyward.storage import usage_queries as uq
 from keyward.storage.models import Pool
@@ -78,10 +77,17 @@ def pool_loads(session: Session, pool_row: Pool, now: datetime,
     for (pk, minute), (requests, tokens) in merged.items():
         buckets[pk].append(Bucket(minute, requests, tokens))
     reset = next_pacific_midnight(now)
+    # usage_at's RPM/TPM window, its bounds computed once per pool rather than once per project
+    # (RPD comes from the day rows, so its Pacific-day bound is not needed here).
+    window_start = minute_floor(now) - timedelta(minutes=1)
     out = []
     for pk, project_id in rows.projects:
-        minute_usage = usage_at(buckets.get(pk, ()), now)
-        usage = Usage(rpm=minute_usage.rpm, tpm=minute_usage.tpm, rpd=rows.days.get(pk, 0))
+        rpm = tpm = 0
+        for b in buckets.get(pk, ()):
+            if window_start <= b.minute <= now:
+                rpm += b.requests
+                tpm += b.input_tokens
+        usage = Usage(rpm=rpm, tpm=tpm, rpd=rows.days.get(pk, 0))
         limit_row = rows.limits.get((pk, model)) or rows.limits.get((pk, uq.ALL_MODELS))
         if limit_row is None:
             limits, source = Limits(None, None, None), None

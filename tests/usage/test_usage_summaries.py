@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from usage_bodies import RPM_ID, quota_429, violation
 from usage_world import MODEL, POOL, make_world
 
-from keyward.quota.windows import pacific_date
+from keyward.quota.windows import Bucket, pacific_date, usage_at
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
 from keyward.storage.models import Exhaustion, UsageDay, UsageMinute, UsageSummary
@@ -80,7 +80,21 @@ def test_summaries_when_reports_429s_and_monitoring_cross_midnight_equal_the_buc
     # Readers look at the present: from the latest write on, through the midnight and past it.
     for seconds in (0, 30, 60, 100, 150, 3600):
         now = latest + timedelta(seconds=seconds)
-        assert _loads(world, now, summaries=True) == _loads(world, now, summaries=False)
+        from_buckets = _loads(world, now, summaries=False)
+        assert _loads(world, now, summaries=True) == from_buckets
+        for project in PROJECTS:  # and both agree with the pure window function
+            expected = usage_at(_merged_buckets(world, project), now)
+            assert (from_buckets[project][0].rpm, from_buckets[project][0].tpm) == (expected.rpm, expected.tpm)
+
+
+def _merged_buckets(world, project):
+    with world.ctx.store.read() as s:
+        totals = uq.minute_totals(s, q.get_project(s, project).id, MODEL)
+    merged: dict[datetime, tuple[int, int]] = {}
+    for (minute, _source), (requests, tokens, _out) in totals.items():
+        old = merged.get(minute, (0, 0))
+        merged[minute] = (max(old[0], requests), max(old[1], tokens))
+    return [Bucket(m, r, t) for m, (r, t) in merged.items()]
 
 
 def test_summaries_when_monitoring_lowers_a_minute_follow_it(world, services):
