@@ -69,8 +69,11 @@ def prepare_sqlite_file(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
     for sidecar in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if sidecar.exists() and (sidecar.stat().st_mode & 0o077):
-            os.chmod(sidecar, 0o600)
+        try:
+            if sidecar.stat().st_mode & 0o077:
+                os.chmod(sidecar, 0o600)
+        except FileNotFoundError:  # absent, or just removed by another process's last connection closing
+            continue
 
 
 def make_engine(url: str) -> Engine:
