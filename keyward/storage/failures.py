@@ -71,14 +71,15 @@ def describe_database_error(exc: BaseException, url: object = None) -> str:
                 "postgresql:// URLs (and psycopg for PostgreSQL)")
     orig = getattr(exc, "orig", None)
     first = str(orig if orig is not None else exc).strip().splitlines()
-    first_line = first[0][:300] if first else name
+    # Redact before cutting: a cut through a key string would leave a piece no pattern recognises.
+    first_line = redact(first[0])[:300] if first else name
     lowered = first_line.lower()
     for needle, hint in _HINTS:
         if needle in lowered:
             if hint is None:
-                return redact(first_line)
-            return f"{_sqlite_context(needle, hint, _sqlite_file(url))} ({redact(first_line)})"
-    return redact(f"{first_line} ({name})")
+                return first_line
+            return f"{_sqlite_context(needle, hint, _sqlite_file(url))} ({first_line})"
+    return f"{first_line} ({name})"
 
 
 def _sqlite_file(url: object) -> Path | None:

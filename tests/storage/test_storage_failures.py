@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from keyward.cli.app import cli
 from keyward.errors import StorageError
+from keyward.storage.failures import database_failure, describe_database_error
+from support.fakes import fake_auth_key
 
 KEYWARD = str(Path(sys.executable).parent / "keyward")
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
@@ -232,3 +236,66 @@ def test_write_when_the_database_user_lacks_privileges_exits_1_saying_so(pg_url,
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def test_write_when_the_server_accepts_only_reads_exits_1_saying_so(pg_url, kw_env, monkeypatch):
+    monkeypatch.setenv("KEYWARD_DATABASE_URL", pg_url)
+    assert CliRunner().invoke(cli, ["pool", "add", "first"]).exit_code == 0
+    monkeypatch.setenv("KEYWARD_DATABASE_URL", pg_url + "%20-cdefault_transaction_read_only%3Don")
+    result = CliRunner().invoke(cli, ["pool", "add", "second"])
+    assert result.exit_code == 1, result.output
+    _named(result.output, "database write failed: the database server accepts only reads",
+           "read-only transaction")
+
+
+@pytest.mark.parametrize("url, words", [
+    ("postgresql://postgres@127.0.0.1:1/test", "the database server refused the connection"),
+    ("postgresql://postgres@127.0.0.1:5432/kw_no_such_database", 'database "kw_no_such_database" does not exist'),
+    ("postgresql://kw_no_such_role@127.0.0.1:5432/test", 'role "kw_no_such_role" does not exist'),
+    ("mysql://someone@127.0.0.1/keyward", "no database driver for mysql:// (MySQLdb is not installed)"),
+])
+def test_command_when_the_database_cannot_be_reached_exits_1_saying_why(pg_url, kw_env, monkeypatch, url, words):
+    monkeypatch.setenv("KEYWARD_DATABASE_URL", url)  # pg_url: skipped where no PostgreSQL runs
+    result = CliRunner().invoke(cli, ["pool", "list"])
+    assert result.exit_code == 1, result.output
+    _named(result.output, words)
+
+
+# Words for causes a test cannot produce on demand: each driver line gets its meaning. -------------
+
+
+def _operational(message: str):
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE keys SET secret = :s", {"s": "x"}, Exception(message))
+
+
+@pytest.mark.parametrize("driver_says, meaning", [
+    ("consuming input failed: server closed the connection unexpectedly", "connection to the database server was lost"),
+    ("could not receive data from server: Connection reset by peer", "connection to the database server was lost"),
+    ("the connection is closed", "connection to the database server was lost"),
+    ("FATAL:  sorry, too many clients already; too many connections", "no free connection slots"),
+    ("FATAL:  the database system is starting up", "still starting up"),
+    ("could not extend file \"base/1/2\": No space left on device", "the database server's disk is full"),
+    ("database disk image is malformed", "the SQLite database file /data/k.db is corrupt"),
+    ("unable to open database file", "SQLite cannot open the file /data/k.db"),
+])
+def test_describe_when_the_driver_names_a_known_cause_says_what_it_means(driver_says, meaning):
+    error = database_failure(_operational(driver_says), "database write failed", "sqlite:////data/k.db")
+    assert isinstance(error, StorageError)
+    assert str(error).startswith("database write failed: ") and meaning in str(error)
+    assert driver_says.splitlines()[0][:40] in str(error)
+
+
+def test_describe_without_a_url_leaves_the_file_out():
+    assert describe_database_error(_operational("attempt to write a readonly database")).startswith(
+        "the SQLite database is read-only to this user")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400), st.sampled_from(["", "attempt to write a readonly database", "permission denied"]))
+@example("x" * 288, "")  # the line is cut at 300 characters: through the key, unless redacted first
+def test_describe_any_driver_message_is_one_redacted_line_without_the_statement(text, cause):
+    key = fake_auth_key()
+    line = describe_database_error(_operational(f"{cause} {text} {key}\nDETAIL: {key}"), "sqlite:////data/k.db")
+    assert "\n" not in line and key[:10] not in line and "UPDATE keys" not in line
