@@ -53,7 +53,7 @@ def build(root: Path, projects: int, pools: int = 1, *, minutes: int = 3, sink: 
     from keyward.context import Context
     from keyward.quota.windows import minute_floor, pacific_date
     from keyward.storage import store as q
-    from keyward.storage.models import UsageDay, UsageMinute
+    from keyward.storage.models import UsageDay, UsageMinute, UsageSummary
 
     run = root / "run"
     env = {"HOME": str(root), "KEYWARD_STATE_DIR": str(root / "state"), "KEYWARD_RUNTIME_DIR": str(run),
@@ -89,6 +89,17 @@ def build(root: Path, projects: int, pools: int = 1, *, minutes: int = 3, sink: 
             {"project_pk": pk, "model": MODEL, "day": pacific_date(now), "source": src,
              "requests": (pk * 13) % 5000, "input_tokens": 50_000, "output_tokens": 0}
             for pk in pks for src in ("local", "effective")])
+        # The summary rows keyward keeps on every write (what the inserts above bypass).
+        last = first + timedelta(minutes=minutes - 1)
+        conn.execute(insert(UsageSummary.__table__), [
+            {"project_pk": pk, "model": MODEL, "day": pacific_date(now), "day_requests": (pk * 13) % 5000,
+             "minute": last if minutes else None,
+             "requests": (pk * 7 + minutes - 1) % 50 if minutes else 0,
+             "tokens": 100 * ((pk + minutes - 1) % 50) if minutes else 0,
+             "prev_minute": last - timedelta(minutes=1) if minutes > 1 else None,
+             "prev_requests": (pk * 7 + minutes - 2) % 50 if minutes > 1 else 0,
+             "prev_tokens": 100 * ((pk + minutes - 2) % 50) if minutes > 1 else 0}
+            for pk in pks])
     ctx.close()
     return config, env
 

@@ -2,10 +2,12 @@
 
 For each N (projects in 4 pools, one key each, Monitoring off so nothing calls Google) it starts a
 real daemon, waits for READY=1 and the end of its first pass, then samples its RSS (from /proc)
-for `--minutes` while it runs its timers idle. The reference, in the same run, is a bare
-interpreter's RSS. Target: < 80 MB at 1,000 projects, flat while idle.
+for `--minutes` while it runs its timers idle, printing its RSS at each of `--marks` equal steps
+(the growth while idle) and the slope per hour from a straight line through every sample. The
+reference, in the same run, is a bare interpreter's RSS. Target: < 80 MB at 1,000 projects, flat
+while idle.
 
-    python bench/daemon_memory.py [--quick] [--sizes 100,1000,10000] [--minutes 3]
+    python bench/daemon_memory.py [--quick] [--sizes 100,1000,10000] [--minutes 3] [--marks 3]
 """
 
 from __future__ import annotations
@@ -40,7 +42,17 @@ def bare_mb() -> float:
         proc.wait()
 
 
-def measure(n: int, minutes: float) -> tuple[float, float, float]:
+def slope_per_hour(samples: list[tuple[float, float]]) -> float:
+    """MB per hour of the least-squares line through (seconds, MB) samples."""
+    if len(samples) < 2:
+        return 0.0
+    mt = sum(t for t, _ in samples) / len(samples)
+    mm = sum(m for _, m in samples) / len(samples)
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return 0.0 if var == 0 else 3600 * sum((t - mt) * (m - mm) for t, m in samples) / var
+
+
+def measure(n: int, minutes: float, marks: int) -> tuple[float, list[float], float, float]:
     root = _world.sandbox()
     config, env = _world.build(root, n, pools=4, sink="null")
     daemon = _world.Daemon(config, {**os.environ, **env}, root)
@@ -53,12 +65,15 @@ def measure(n: int, minutes: float) -> tuple[float, float, float]:
             time.sleep(0.2)
         time.sleep(2)
         first = rss_mb(daemon.proc.pid)
-        peak = first
-        end = time.monotonic() + minutes * 60
-        while time.monotonic() < end:
-            time.sleep(5)
-            peak = max(peak, rss_mb(daemon.proc.pid))
-        return first, rss_mb(daemon.proc.pid), peak
+        start = time.monotonic()
+        samples, at_marks = [(0.0, first)], []
+        step = minutes * 60 / marks
+        for k in range(1, marks + 1):
+            while time.monotonic() < start + k * step:
+                time.sleep(min(5.0, max(0.05, start + k * step - time.monotonic())))
+                samples.append((time.monotonic() - start, rss_mb(daemon.proc.pid)))
+            at_marks.append(samples[-1][1])
+        return first, at_marks, max(m for _, m in samples), slope_per_hour(samples)
     finally:
         daemon.stop()
 
@@ -68,15 +83,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 20 and 100, 20 s each (for CI)")
     parser.add_argument("--sizes", default=None, help="comma-separated N (default 100,1000,10000)")
     parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--marks", type=int, default=3, help="RSS columns printed over --minutes")
     args = parser.parse_args()
     sizes = [int(x) for x in (args.sizes or ("20,100" if args.quick else "100,1000,10000")).split(",")]
     minutes = args.minutes or (1 / 3 if args.quick else 3)
     print(f"keyward from {_world.installed_from()}")
     print(f"machine: {_world.machine()}; bare interpreter RSS {bare_mb():.1f} MB (same run)")
-    print(f"{'N':>7} {'RSS after start MB':>19} {f'after {minutes:.1f} min idle':>20} {'peak MB':>8}")
+    marks = max(1, args.marks)
+    heads = "".join(f"{f'+{minutes * (k + 1) / marks:.1f} min':>10}" for k in range(marks))
+    print(f"{'N':>7} {'RSS after start MB':>19}{heads} {'peak MB':>8} {'MB/hour':>8}")
     for n in sizes:
-        first, last, peak = measure(n, minutes)
-        print(f"{n:>7} {first:>19.1f} {last:>20.1f} {peak:>8.1f}")
+        first, at_marks, peak, slope = measure(n, minutes, marks)
+        print(f"{n:>7} {first:>19.1f}" + "".join(f"{m:>10.1f}" for m in at_marks)
+              + f" {peak:>8.1f} {slope:>+8.1f}")
     return 0
 
 

@@ -76,7 +76,10 @@ class Daemon:
             self.ctx = Context(config)
             self._check_secrets_at_rest()
             if not once:
+                from keyward import memory
                 from keyward.usage.loads import LoadBook
+
+                memory.limit_arenas()  # before the scheduler and servers start their threads
 
                 self.ctx.loads = LoadBook()
             self.started_at = self.ctx.now()
@@ -189,6 +192,9 @@ class Daemon:
         try:
             jobs.heartbeat(self.ctx, self.started_at)
             self._last_beat = time.monotonic()
+            from keyward import memory
+
+            memory.trim()  # an idle daemon's RSS stays flat (keyward.memory)
         except Exception as exc:  # the heartbeat must never take the daemon down
             log.error("heartbeat failed: %s", exc)
 

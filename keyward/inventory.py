@@ -142,8 +142,9 @@ class PoolView:
 
 def list_pools(ctx: "Context") -> list[PoolView]:
     with ctx.store.read() as s:
+        counts = q.project_counts(s)
         return [
-            PoolView(p.name, p.model, p.origin, len(p.projects), p.current_key_id, p.current_reason)
+            PoolView(p.name, p.model, p.origin, counts.get(p.id, 0), p.current_key_id, p.current_reason)
             for p in q.list_pools(s)
         ]
 

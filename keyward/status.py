@@ -91,7 +91,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         pools = list(q.list_pools(s))
         projects = q.project_rows(s)
         keys = q.key_rows(s)
-        loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now)}
+        loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now, summaries=True)}
         errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
         beat = q.get_meta(s, HEARTBEAT_META)
         beat = None if beat is None else (beat.value, beat.updated_at)

@@ -85,7 +85,7 @@ class _Decision:
 def _loads(s: "Session", pool: "Pool", now: datetime) -> dict[str, LoadFacts]:
     from keyward.usage.loads import pool_loads
 
-    return {pl.project_id: LoadFacts(pl.load, pl.exhausted_until) for pl in pool_loads(s, pool, now)}
+    return {pl.project_id: LoadFacts(pl.load, pl.exhausted_until) for pl in pool_loads(s, pool, now, summaries=True)}
 
 
 def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger: str) -> list[PublishResult]:

@@ -246,6 +246,31 @@ class UsageDay(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class UsageSummary(Base):
+    """One project and model's two latest minutes and its Pacific day, kept up to date on every write.
+
+    A process without the daemon's kept loads (`keyward status` with no daemon) reads one row per
+    project instead of the minute buckets. The minutes hold the effective count (the larger of the
+    local and the Monitoring count), as the buckets merge them; minutes that fall out of the RPM
+    window are simply ignored by readers, so nothing needs to clear them.
+    """
+
+    __tablename__ = "usage_summaries"
+
+    project_pk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    minute: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # latest with usage
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)  # input tokens, as TPM counts them
+    prev_minute: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    prev_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prev_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    day: Mapped[date] = mapped_column(Date)  # the latest Pacific day with usage
+    day_requests: Mapped[int] = mapped_column(BigInteger, default=0)  # its effective requests
+
+
 class Exhaustion(Base):
     """A project+model Google said is out of quota, and until when (from a 429)."""
 

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session, selectinload
 
-from keyward.errors import MasterKeyError, NotFound, StorageError
+from keyward.errors import MasterKeyError, NotFound
 from keyward.keystrings import mask
 from keyward.sealing import Sealer, sealed_by
 from keyward.storage.engine import READ_ONLY, make_engine
+from keyward.storage.failures import database_failure
 from keyward.storage.models import (
     LIVE_STATES,
     ORIGIN_CLI,
@@ -78,7 +79,7 @@ class Store:
                     session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            raise StorageError(f"database write failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+            raise database_failure(exc, "database write failed", self.engine.url) from exc
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -89,15 +90,10 @@ class Store:
                         session.begin():
                     yield session
         except SQLAlchemyError as exc:
-            raise StorageError(f"database read failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+            raise database_failure(exc, "database read failed", self.engine.url) from exc
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _short(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).splitlines()[0][:200]
 
 
 # Pools ---------------------------------------------------------------------------------------------
@@ -116,6 +112,13 @@ def find_pool(s: Session, name: str) -> Pool | None:
 
 def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
+
+
+def project_counts(s: Session) -> dict[int, int]:
+    """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
+    from sqlalchemy import func
+
+    return {pk: n for pk, n in s.execute(select(Project.pool_id, func.count()).group_by(Project.pool_id))}
 
 
 def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:

@@ -4,6 +4,10 @@ Counts are kept per source ("local" reports, "monitoring" points) and merged by 
 of the two per project, model and minute. A third day row, source "effective", holds the running sum
 of those per-minute maxima, maintained on every write, so the requests of a day are one row read.
 
+A summary row per project and model (`usage_summaries`: the two latest minutes' effective counts
+and the latest day's effective requests) is upserted in the same transaction as each minute write,
+so a process without the daemon's kept loads reads one row per project, not the minute buckets.
+
 Concurrency: local increments are atomic upserts (`… ON CONFLICT DO UPDATE SET n = n + :d
 RETURNING n`), so many writers never lose an update. On PostgreSQL a Monitoring write first locks
 the minute's local row (a +0 upsert), so a local increment and a Monitoring replacement of the
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from keyward.storage.models import Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute
+from keyward.storage.models import (
+    Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute, UsageSummary,
+)
 
 LOCAL, MONITORING, EFFECTIVE = "local", "monitoring", "effective"
 ALL_MODELS = "*"
@@ -98,8 +104,39 @@ def _build_get_minute(s: Session):
         t.c.source == bindparam("source"))
 
 
+def _build_summarise(s: Session):
+    """Upsert a summary row with one minute's effective counts and the day's effective delta.
+
+    The row keeps the two latest minutes: a newer minute pushes the latest one into `prev_*`, the
+    same minute is replaced, an older one replaces `prev_*` only when it is newer than it. A newer
+    Pacific day starts the day count over; a late write for an older day leaves it alone. Every
+    right-hand side reads the row as it was before this statement.
+    """
+    t = UsageSummary.__table__
+    ins = _insert(s, t)
+    m, c = ins.excluded, t.c
+    newer = or_(c.minute.is_(None), m.minute > c.minute)
+    same = m.minute == c.minute
+    second = or_(c.prev_minute.is_(None), m.minute >= c.prev_minute)
+    new_day = m.day > c.day
+    return ins.on_conflict_do_update(index_elements=["project_pk", "model"], set_={
+        "minute": case((newer, m.minute), else_=c.minute),
+        "requests": case((newer, m.requests), (same, m.requests), else_=c.requests),
+        "tokens": case((newer, m.tokens), (same, m.tokens), else_=c.tokens),
+        "prev_minute": case((newer, c.minute), (same, c.prev_minute), (second, m.minute),
+                            else_=c.prev_minute),
+        "prev_requests": case((newer, c.requests), (same, c.prev_requests), (second, m.requests),
+                              else_=c.prev_requests),
+        "prev_tokens": case((newer, c.tokens), (same, c.prev_tokens), (second, m.tokens),
+                            else_=c.prev_tokens),
+        "day": case((new_day, m.day), else_=c.day),
+        "day_requests": case((new_day, m.day_requests), (m.day == c.day, c.day_requests + m.day_requests),
+                             else_=c.day_requests),
+    })
+
+
 _BUILDERS = {"add_minute": _build_add_minute, "set_minute": _build_set_minute,
-             "add_day": _build_add_day, "get_minute": _build_get_minute}
+             "add_day": _build_add_day, "get_minute": _build_get_minute, "summarise": _build_summarise}
 
 
 def _add_minute(s: Session, key: dict, source: str, delta: Counts) -> Counts:
@@ -128,6 +165,11 @@ def _sub(a: Counts, b: Counts) -> Counts:
     return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
 
 
+def _summarise(s: Session, key: dict, day: date, effective: Counts, day_delta: Counts) -> None:
+    _run(s, "summarise", {**key, "requests": effective[0], "tokens": effective[1], "prev_minute": None,
+                          "prev_requests": 0, "prev_tokens": 0, "day": day, "day_requests": day_delta[0]})
+
+
 def add_local(s: Session, project_pk: int, model: str, minute: datetime, day: date,
               delta: Counts) -> None:
     """Add locally reported usage to a minute, its Pacific day and the effective day sum."""
@@ -136,8 +178,10 @@ def add_local(s: Session, project_pk: int, model: str, minute: datetime, day: da
     old_local = _sub(new_local, delta)
     monitored = _minute_counts(s, key, MONITORING)
     _add_day(s, project_pk, model, day, LOCAL, delta)
-    _add_day(s, project_pk, model, day, EFFECTIVE,
-             _sub(_max(new_local, monitored), _max(old_local, monitored)))
+    effective = _max(new_local, monitored)
+    day_delta = _sub(effective, _max(old_local, monitored))
+    _add_day(s, project_pk, model, day, EFFECTIVE, day_delta)
+    _summarise(s, key, day, effective, day_delta)
 
 
 def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, day: date,
@@ -151,7 +195,10 @@ def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, da
         return
     _run(s, "set_minute", _params({**key, "source": MONITORING}, value))
     _add_day(s, project_pk, model, day, MONITORING, _sub(value, old))
-    _add_day(s, project_pk, model, day, EFFECTIVE, _sub(_max(local, value), _max(local, old)))
+    effective = _max(local, value)
+    day_delta = _sub(effective, _max(local, old))
+    _add_day(s, project_pk, model, day, EFFECTIVE, day_delta)
+    _summarise(s, key, day, effective, day_delta)
 
 
 @dataclass(frozen=True)
@@ -233,9 +280,14 @@ class PoolRows:
 
 
 def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
-              now: datetime, project_pks: Iterable[int] | None = None) -> PoolRows:
+              now: datetime, project_pks: Iterable[int] | None = None, *,
+              summaries: bool = False) -> PoolRows:
     """Read one pool's projects, limits, recent minutes, today's totals and live exhaustion (only of
-    the projects `project_pks`, when given)."""
+    the projects `project_pks`, when given).
+
+    With `summaries`, minutes and today's totals come from the summary rows (one per project, the
+    minutes already merged, source "effective") instead of the minute and day buckets.
+    """
     members = select(Project.id).where(Project.pool_id == pool_id)
     listing = select(Project.id, Project.project_id).where(Project.pool_id == pool_id)
     if project_pks is not None:
@@ -247,6 +299,9 @@ def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
     limits = {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in s.execute(
         select(lt.c.project_pk, lt.c.model, lt.c.rpm, lt.c.tpm, lt.c.rpd, lt.c.source)
         .where(lt.c.project_pk.in_(in_pool), lt.c.model.in_((model, ALL_MODELS))))}
+    if summaries:
+        minutes, days = _summary_usage(s, in_pool, model, since, day)
+        return PoolRows(projects, limits, minutes, days, _exhaustion(s, in_pool, model, now))
     mt = UsageMinute.__table__
     minutes = [(r[0], r[1], r[2], r[3], r[4]) for r in s.execute(
         select(mt.c.project_pk, mt.c.minute, mt.c.source, mt.c.requests, mt.c.input_tokens)
@@ -256,11 +311,31 @@ def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
         select(dt.c.project_pk, dt.c.requests).where(
             dt.c.project_pk.in_(in_pool), dt.c.model == model, dt.c.day == day,
             dt.c.source == EFFECTIVE))}
+    return PoolRows(projects, limits, minutes, days, _exhaustion(s, in_pool, model, now))
+
+
+def _exhaustion(s: Session, in_pool, model: str, now: datetime) -> dict[int, tuple[datetime, str]]:
     et = Exhaustion.__table__
-    exhaustion = {r[0]: (r[1], r[2]) for r in s.execute(
+    return {r[0]: (r[1], r[2]) for r in s.execute(
         select(et.c.project_pk, et.c.until, et.c.scope).where(
             et.c.project_pk.in_(in_pool), et.c.model == model, et.c.until > now))}
-    return PoolRows(projects, limits, minutes, days, exhaustion)
+
+
+def _summary_usage(s: Session, in_pool, model: str, since: datetime, day: date):
+    st = UsageSummary.__table__
+    minutes: list[tuple[int, datetime, str, int, int]] = []
+    days: dict[int, int] = {}
+    for pk, m, r, t, pm, pr, pt, d, dr in s.execute(
+            select(st.c.project_pk, st.c.minute, st.c.requests, st.c.tokens, st.c.prev_minute,
+                   st.c.prev_requests, st.c.prev_tokens, st.c.day, st.c.day_requests)
+            .where(st.c.project_pk.in_(in_pool), st.c.model == model)):
+        if m is not None and m >= since:
+            minutes.append((pk, m, EFFECTIVE, r, t))
+        if pm is not None and pm >= since:
+            minutes.append((pk, pm, EFFECTIVE, pr, pt))
+        if d == day:
+            days[pk] = dr
+    return minutes, days
 
 
 def day_totals(s: Session, project_pk: int, model: str, day: date) -> dict[str, Counts]:

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from keyward.quota.windows import (
     Bucket, Limits, Usage, load, minute_floor, next_pacific_midnight, pacific_date, require_aware,
-    usage_at,
 )
 from keyward.storage import usage_queries as uq
 from keyward.storage.models import Pool
@@ -57,17 +56,19 @@ class ProjectLoad:
 
 
 def pool_loads(session: Session, pool_row: Pool, now: datetime,
-               project_pks: Iterable[int] | None = None) -> list[ProjectLoad]:
+               project_pks: Iterable[int] | None = None, *, summaries: bool = False) -> list[ProjectLoad]:
     """Return a ProjectLoad for every project of `pool_row` (or those of `project_pks`), by project id.
 
     RPM/TPM count the current and the previous minute (see quota.windows.usage_at), each minute
     being the larger of the local and the Monitoring count; RPD is today's (Pacific) effective
-    day total. Exhaustion that has ended is ignored.
+    day total. Exhaustion that has ended is ignored. With `summaries`, read the per-project summary
+    rows kept on every write instead of the minute buckets (same figures, one row per project): the
+    path of a process without the daemon's kept loads.
     """
     now = require_aware(now)
     model = pool_row.model
     rows = uq.pool_rows(session, pool_row.id, model, minute_floor(now - WINDOW),
-                        pacific_date(now), now, project_pks)
+                        pacific_date(now), now, project_pks, summaries=summaries)
     merged: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
     for pk, minute, _source, requests, tokens in rows.minutes:
         cell = merged[(pk, minute)]
@@ -76,10 +77,17 @@ def pool_loads(session: Session, pool_row: Pool, now: datetime,
     for (pk, minute), (requests, tokens) in merged.items():
         buckets[pk].append(Bucket(minute, requests, tokens))
     reset = next_pacific_midnight(now)
+    # usage_at's RPM/TPM window, its bounds computed once per pool rather than once per project
+    # (RPD comes from the day rows, so its Pacific-day bound is not needed here).
+    window_start = minute_floor(now) - timedelta(minutes=1)
     out = []
     for pk, project_id in rows.projects:
-        minute_usage = usage_at(buckets.get(pk, ()), now)
-        usage = Usage(rpm=minute_usage.rpm, tpm=minute_usage.tpm, rpd=rows.days.get(pk, 0))
+        rpm = tpm = 0
+        for b in buckets.get(pk, ()):
+            if window_start <= b.minute <= now:
+                rpm += b.requests
+                tpm += b.input_tokens
+        usage = Usage(rpm=rpm, tpm=tpm, rpd=rows.days.get(pk, 0))
         limit_row = rows.limits.get((pk, model)) or rows.limits.get((pk, uq.ALL_MODELS))
         if limit_row is None:
             limits, source = Limits(None, None, None), None

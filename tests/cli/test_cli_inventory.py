@@ -190,3 +190,13 @@ def test_init_when_directory_cannot_be_created_exits_1_naming_it(run, tmp_path):
     blocker.write_text("")
     result = run("init", "--path", str(blocker / "keyward.toml"))
     assert result.exit_code == 1 and str(blocker) in result.output and "Traceback" not in result.output
+
+
+def test_pool_list_when_pools_hold_projects_counts_each_pools_own(run):
+    run("pool", "add", "main", "--model", "gemini-2.5-pro")
+    run("pool", "add", "spare", "--model", "gemini-2.5-flash")
+    run("pool", "add", "empty", "--model", "gemini-2.5-flash")
+    for n, pool in ((1, "main"), (2, "main"), (3, "spare")):
+        assert run("project", "add", f"alpha-project-{n}", "--pool", pool).exit_code == 0
+    rows = {line.split()[0]: line.split() for line in run("pool", "list").output.splitlines()[1:]}
+    assert (rows["main"][2], rows["spare"][2], rows["empty"][2]) == ("2", "1", "0")

@@ -87,3 +87,33 @@ def test_sqlite_when_opened_uses_wal_and_busy_timeout(sqlite_url):
 
 def test_schema_head_constant_when_compared_to_alembic_is_the_head():
     assert migrate.SCHEMA_HEAD == migrate.head_revision()
+
+
+def test_upgrade_to_summaries_when_usage_exists_fills_them_from_the_buckets(tmp_path):
+    from datetime import date, datetime, timedelta, timezone
+
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), "0003_sealed_secrets")
+        minute = datetime.now(timezone.utc).replace(second=0, microsecond=0, tzinfo=None)
+        conn.execute(text("INSERT INTO pools (id, name, model, origin, all_exhausted, created_at) "
+                          "VALUES (1, 'main', 'm', 'cli', 0, :at)"), {"at": minute})
+        conn.execute(text("INSERT INTO projects (id, project_id, pool_id, managed, allowed_ips, origin, "
+                          "rotation_failures, created_at) VALUES (7, 'p-one', 1, 0, '', 'cli', 0, :at)"),
+                     {"at": minute})
+        for at, source, n in ((minute, "local", 3), (minute, "monitoring", 5),
+                              (minute - timedelta(minutes=1), "local", 2),
+                              (minute - timedelta(minutes=2), "local", 9)):
+            conn.execute(text("INSERT INTO usage_minutes VALUES (7, 'm', :at, :source, :n, :t, 0)"),
+                         {"at": at, "source": source, "n": n, "t": 10 * n})
+        for day, n in ((date(2026, 3, 1), 50), (date(2026, 3, 2), 19)):
+            conn.execute(text("INSERT INTO usage_days VALUES (7, 'm', :day, 'effective', :n, 0, 0)"),
+                         {"day": day, "n": n})
+    migrate.run_upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT requests, tokens, prev_requests, prev_tokens, day, day_requests "
+                                "FROM usage_summaries WHERE project_pk = 7 AND model = 'm'")).one()
+    engine.dispose()
+    assert tuple(row) == (5, 50, 2, 20, "2026-03-02", 19)
