@@ -8,6 +8,16 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    from keyward.cli.pipes import StdoutClosed, guard_stdout, quiet_exit
+
+    guard_stdout()
+    try:
+        _main(argv)
+    except StdoutClosed:
+        quiet_exit()
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     config_path, rest = _leading_config(args)
     if rest[:1] == ["current"]:

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("keyward.cli.setup", "init", "Write a commented example configuration."),
     "config": ("keyward.cli.setup", "config", "Check the configuration."),
     "db": ("keyward.cli.setup", "db", "Upgrade or inspect the database schema."),
-    "pool": ("keyward.cli.inventory", "pool", "Add and list pools."),
+    "pool": ("keyward.cli.inventory", "pool", "Add, list and remove pools."),
     "project": ("keyward.cli.inventory", "project", "Add, list and remove projects."),
     "key": ("keyward.cli.inventory", "key", "Add, list and retire keys."),
     "keys": ("keyward.cli.rotate", "keys", "Reconcile keys at Google with keyward's (sweep)."),

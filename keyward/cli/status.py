@@ -1,4 +1,4 @@
-"""`keyward status [--json] [--watch [SECONDS]]`: the screen an operator reads first.
+"""`keyward status [--json] [--check] [--watch [SECONDS]]`: the screen an operator reads first.
 
 The running daemon answers it (see keyward.status_socket); without one, the command builds the
 status from the database itself. `keyward status` and `keyward status --json` without other options
@@ -12,7 +12,7 @@ import sys
 import click
 
 from keyward.cli.app import Invocation, pass_invocation
-from keyward.cli.status_screen import from_daemon, render, screen, watch
+from keyward.cli.status_screen import EXIT_ERRORS_SHOWN, from_daemon, render, screen, shows_error, use_color, watch
 
 __all__ = ["status", "render"]
 
@@ -21,25 +21,36 @@ __all__ = ["status", "render"]
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (stable schema).")
 @click.option("--watch", "watch_seconds", type=click.FloatRange(min=0.5), is_flag=False, flag_value=2.0,
               default=None, metavar="[SECONDS]", help="Redraw every SECONDS (default 2) until Ctrl-C.")
-@click.option("--color/--no-color", default=None, help="Color the text (default: when a terminal).")
+@click.option("--color/--no-color", default=None,
+              help="Color the text (default: on a terminal, unless $NO_COLOR is set).")
+@click.option("--check", is_flag=True,
+              help="Exit 1 when the status shows an error (a stopped daemon, a pool without a key, …).")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, hidden=True)
 @pass_invocation
 def status(inv: Invocation, as_json: bool, watch_seconds: float | None, color: bool | None,
-           iterations: int | None) -> None:
-    """Show pools, projects, quota, keys and health (no Google calls)."""
-    if color is None:
-        color = sys.stdout.isatty()
+           check: bool, iterations: int | None) -> None:
+    """Show pools, projects, quota, keys and health (no Google calls).
+
+    Exit status: 0, or with --check 1 when an error is shown (warnings alone leave it 0); 2 for a
+    usage or configuration error. Into a pipe, --watch prints plain frames one after another.
+    """
+    color = use_color(color)
     config_path = inv.config_path
+    errors = False
 
     def draw() -> str:
+        nonlocal errors
         text = from_daemon(config_path)
         if text is None:
             from keyward.status_socket import status_text
 
             text = status_text(inv.context())
+        errors = shows_error(text)
         return text if as_json else screen(text, color)
 
     if watch_seconds is None:
         click.echo(draw())
     else:
-        watch(draw, watch_seconds, iterations=iterations)
+        watch(draw, watch_seconds, iterations=iterations, clear=sys.stdout.isatty())
+    if check and errors:
+        click.get_current_context().exit(EXIT_ERRORS_SHOWN)
