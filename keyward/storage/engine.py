@@ -87,7 +87,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url)
         _install_sqlite_hooks(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # PostgreSQL's driver is an extra, not a dependency
+        extra = " (pip install 'keyward[postgresql]')" if "psycopg" in str(exc.name) else ""
+        raise StorageError(f"the database driver for {_redact_url(url)} is not installed: "
+                           f"no module named {exc.name!r}{extra}") from None
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
