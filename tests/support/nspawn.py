@@ -49,7 +49,7 @@ def unavailable() -> str | None:
     return None
 
 
-def debian_mirror() -> str:
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
     """The Debian mirror apt on this machine uses for the base suite, else deb.debian.org.
 
     $KEYWARD_TEST_DEBIAN_MIRROR wins. Both the one-line (sources.list) and the deb822 (.sources)
@@ -57,7 +57,7 @@ def debian_mirror() -> str:
     """
     if os.environ.get("KEYWARD_TEST_DEBIAN_MIRROR"):
         return os.environ["KEYWARD_TEST_DEBIAN_MIRROR"]
-    files = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
+    files = [apt / "sources.list"] + sorted((apt / "sources.list.d").glob("*"))
     for path in files:
         try:
             text = path.read_text()
