@@ -287,6 +287,16 @@ def test_system_unit_when_stopped_stops_within_10s_and_readers_still_start(machi
     assert machine.show("consumer", "Result")["Result"] == "success"
 
 
+def test_reader_when_nothing_is_published_hears_so_rather_than_a_database_error(machine, service):
+    machine.run("rm -rf /run/keyward")  # as after a reboot, before the service starts
+
+    result = machine.run("keyward current", user="my-app", check=False)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no key published for pool 'default'" in result.stderr
+    assert "is the keyward service running?" in result.stderr
+
+
 def test_user_unit_with_lingering_publishes_into_the_users_keyring(machine, emulator, service):
     machine.run("useradd --create-home dev && loginctl enable-linger dev && "
                 "for i in $(seq 100); do [ -S /run/user/$(id -u dev)/bus ] && break; sleep 0.1; done; "
