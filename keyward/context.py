@@ -52,7 +52,9 @@ class Context:
             from keyward.inventory import sync_config
             from keyward.storage.store import Store
 
-            store = Store.open(self.config.database_url)
+            from keyward.master_key import sealer_for
+
+            store = Store.open(self.config.database_url, sealer=sealer_for(self.config, self.env))
             try:
                 sync_config(store, self.config, now=self.clock())
             except BaseException:
@@ -73,6 +75,10 @@ class Context:
             from keyward.inventory import sync_config
 
             sync_config(self._store, config, now=self.clock())
+            if config.master_key_file != self.config.master_key_file:
+                from keyward.master_key import sealer_for
+
+                self._store.sealer = sealer_for(config, self.env)
             new._store = self._store
         return new
 

@@ -65,6 +65,7 @@ class Daemon:
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)
+            self._check_secrets_at_rest()
             self.started_at = self.ctx.now()
             ok = self._startup()
             if once:
@@ -84,6 +85,12 @@ class Daemon:
         finally:
             self._shutdown()
             lock.release()
+
+    def _check_secrets_at_rest(self) -> None:
+        """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
+        from keyward import at_rest
+
+        at_rest.check(self.ctx)
 
     def _startup(self) -> bool:
         """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""

@@ -103,3 +103,11 @@ class PassFailed(KeywardError):
         self.failures = dict(failures)
         lines = [f"  {name}: {why}" for name, why in sorted(self.failures.items())]
         super().__init__(f"{len(self.failures)} project(s) failed:\n" + "\n".join(lines))
+
+
+class MasterKeyError(KeywardError):
+    """A master key is missing, unreadable or not the one a sealed secret names; says where we looked."""
+
+
+class SecretTampered(KeywardError):
+    """A sealed secret does not authenticate: it was altered or copied from another row."""

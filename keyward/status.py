@@ -38,7 +38,10 @@ named by id and by mask ("AQ.…wxyz").
                       current: bool, created_at, age_s, rotate_after, grace_until, invalid_reason}
     warnings[]       {code, level: "warning"|"error", message, pool, project_id, key_id}; codes:
                      daemon_not_running, daemon_stale, all_exhausted, no_key, not_published,
-                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors
+                     rotation_overdue, rotation_failing, standard_key, invalid_key, recent_errors,
+                     secrets_plain (key strings stored without a master key sealing them)
+    secrets          {sealed: int, plain: int, master_keys: {id: count}}: how stored key strings are
+                     kept at rest (counted from the rows; status never needs the master key)
     recent_errors[]  error-level journal events of the last 24 hours, newest first (at most 20):
                      {at, kind, message, pool, project_id, key_id, resolved}; resolved is true once
                      a later event undid it (RESOLVED_BY); only unresolved ones make the
@@ -135,6 +138,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     day = pacific_date(now).isoformat()
     project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
                             warnings, day) for p in projects]
+    secrets = _secrets_at_rest(keys, warnings)
     current_errors = [e for e in errors if e.id not in resolved]
     if current_errors:
         warnings.append(_warning("recent_errors", "error",
@@ -148,7 +152,24 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         "projects": project_out,
         "warnings": warnings,
         "recent_errors": [_event(e, e.id in resolved) for e in errors],
+        "secrets": secrets,
     }
+
+
+def _secrets_at_rest(keys, warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    by_master: dict[str, int] = {}
+    plain = 0
+    for k in keys:
+        if k.has_secret and k.sealed_by is None:
+            plain += 1
+        elif k.has_secret:
+            by_master[k.sealed_by] = by_master.get(k.sealed_by, 0) + 1
+    if plain:
+        hint = ("seal them with `keyward db encrypt`" if by_master else
+                "create a master key with `keyward db master-key init`, then run `keyward db encrypt`")
+        warnings.append(_warning("secrets_plain", "warning",
+                                 f"{plain} key string(s) are stored in plain text in the database: {hint}"))
+    return {"sealed": sum(by_master.values()), "plain": plain, "master_keys": by_master}
 
 
 def _subject(e) -> tuple[str, str | None]:

@@ -40,6 +40,12 @@ _EXAMPLE = '''\
 # debug, info, warning or error.
 # log_level = "info"
 
+# The master key that seals key strings in the database (AES-256-GCM), one base64 key per line,
+# mode 0600; create it with `keyward db master-key init`. A systemd credential named keyward-master
+# or the OS keyring entry keyward/master-key comes first. Without any master key, key strings are
+# stored in plain text and `keyward status` says so. Default: master.key beside this file.
+# master_key_file = "/etc/keyward/master.key"
+
 [rotation]
 # A key is due for rotation once it is min_age old, and overdue at max_age.
 # min_age = "7d"

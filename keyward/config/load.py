@@ -38,6 +38,7 @@ TOP_LEVEL: dict[str, v.Checker] = {
     "runtime_dir": v.absolute_path(),
     "database": v.text(DATABASE_URL_PATTERN, "expected an SQLAlchemy URL like 'sqlite:////var/lib/keyward/keyward.db'"),
     "log_level": v.choice(LOG_LEVELS),
+    "master_key_file": v.absolute_path(empty_is_none=True),
 }
 TABLES = (*SECTIONS, "pools", "projects")
 GOOGLE_CREDENTIAL_NAME = "google.json"
@@ -159,6 +160,7 @@ def _build(document: dict, env: Mapping[str, str], sink_types: Collection[str], 
         runtime_dir=runtime_dir,
         database_url=database_url,
         log_level=top.get("log_level", "info"),
+        master_key_file=top.get("master_key_file"),
         pools=pools,
         projects=projects,
         **sections,

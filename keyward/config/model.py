@@ -132,6 +132,8 @@ class Config:
     runtime_dir: Path = field(default_factory=default_runtime_dir)
     database_url: str = field(default="", repr=False)
     log_level: str = "info"
+    # The 0600 file holding the master key that seals key strings at rest (see keyward.master_key).
+    master_key_file: Path | None = None
     rotation: RotationConfig = field(default_factory=RotationConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)

@@ -169,7 +169,7 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
         keys = list(q.active_keys_in_pool(s, pool))
-        offers = [KeyOffer(k.project.project_id, k.key_id, bool(k.secret), k.state) for k in keys]
+        offers = [KeyOffer(k.project.project_id, k.key_id, k.has_secret, k.state) for k in keys]
         if pool.current_key_id and all(k.key_id != pool.current_key_id for k in keys):
             # Offer the current key as unusable so the journal says why it was left (invalid, retired).
             gone = q.find_key(s, pool.current_key_id)

@@ -33,13 +33,15 @@ def _script_location() -> str:
     return str(Path(migrations.__file__).parent)
 
 
-def _alembic_config(connection: Connection | None = None):
+def _alembic_config(connection: Connection | None = None, sealer=None):
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", _script_location())
     if connection is not None:
         cfg.attributes["connection"] = connection
+    # Data revisions that seal key strings (0003_sealed_secrets) use it when a master key exists.
+    cfg.attributes["sealer"] = sealer
     return cfg
 
 
@@ -82,7 +84,7 @@ def status(engine: Engine) -> tuple[str | None, str]:
 # The newest revision in migrations/versions. Every command checks the database against it, so it
 # is a constant: reading it from the scripts means importing Alembic, which costs more than the rest
 # of `keyward status`. A test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0003_sealed_secrets"
 
 
 def _stored_revision(engine: Engine) -> str | None:
@@ -94,7 +96,7 @@ def _stored_revision(engine: Engine) -> str | None:
         return None
 
 
-def ensure_current(engine: Engine, *, upgrade: bool = True) -> None:
+def ensure_current(engine: Engine, *, upgrade: bool = True, sealer=None) -> None:
     """Make sure the schema is this keyward's; upgrade it when allowed.
 
     Raise SchemaTooNew when the database carries a revision this keyward does not know, and
@@ -121,11 +123,15 @@ def ensure_current(engine: Engine, *, upgrade: bool = True) -> None:
             f"the database is at schema revision {rev or 'none'}, this keyward needs {head}: "
             "run `keyward db upgrade`"
         )
-    run_upgrade(engine)
+    run_upgrade(engine, sealer)
 
 
-def run_upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Apply every pending revision; return (revision before, revision after)."""
+def run_upgrade(engine: Engine, sealer=None) -> tuple[str | None, str]:
+    """Apply every pending revision; return (revision before, revision after).
+
+    With a `sealer` holding a master key, the revision that introduces sealing also seals every
+    key string still stored in plain text, in the same transaction.
+    """
     from alembic import command
 
     try:
@@ -138,7 +144,7 @@ def run_upgrade(engine: Engine) -> tuple[str | None, str]:
                     f"the database is at schema revision {before}, written by {_written_by(conn)}; "
                     f"this keyward {keyward.__version__} knows revisions up to {head_revision()}"
                 )
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(conn, sealer), "head")
             after = current_revision(conn)
             _record_version(conn)
     except SQLAlchemyError as exc:

@@ -20,9 +20,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from keyward.sealing import Sealer, is_sealed
 from keyward.storage.types import UTCDateTime
 
 # Key states. A key keyward creates goes pending → active → previous → retired; `failed` is a key that did
@@ -118,9 +120,13 @@ class Key(Base):
     kind: Mapped[str] = mapped_column(String(16))  # standard | auth
     state: Mapped[str] = mapped_column(String(16), index=True)
     origin: Mapped[str] = mapped_column(String(16))  # keyward (created through the API) | manual
-    # The secret column is opaque text so that encryption at rest can wrap it without a schema change
-    # of meaning; `masked` lets every listing show the key without reading the secret.
-    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The key string as stored: sealed (keyward.sealing) when a master key exists, else plain text.
+    # Code reads the `secret` property, which opens it on first use, and writes through
+    # `store.set_secret`; `masked` lets every listing show the key without opening anything.
+    sealed: Mapped[str | None] = mapped_column("secret", Text, nullable=True)
+    # The id of the master key that sealed the secret (NULL: plain text or none), so status and
+    # `keyward db rekey` count and find rows without parsing or opening them.
+    sealed_by: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     masked: Mapped[str] = mapped_column(String(32))
     # A digest of the secret, so a report carrying a key string finds its key without reading (or, once
     # secrets are encrypted at rest, decrypting) every secret.
@@ -135,6 +141,42 @@ class Key(Base):
     replaced_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="keys")
+
+    @property
+    def has_secret(self) -> bool:
+        return self.sealed is not None
+
+    @property
+    def secret(self) -> str | None:
+        """The key string, opened with the master keys of the session that loaded this row.
+
+        Raise MasterKeyError when no master key found opens it, SecretTampered when it was altered.
+        """
+        value = self.sealed
+        if value is None or not is_sealed(value):
+            return value
+        opened = getattr(self, "_kw_opened", None)
+        if opened is not None and opened[0] == value:
+            return opened[1]
+        sealer = getattr(self, "_kw_sealer", None) or Sealer()
+        plain = sealer.open(value, secret_aad(self.key_id, self.project_pk), describe_key(self))
+        self._kw_opened = (value, plain)
+        return plain
+
+
+def secret_aad(key_id: str, project_pk: int) -> bytes:
+    """The associated data sealing a key string to its row: a value moved to another row won't open."""
+    return f"keys.secret\0{key_id}\0{project_pk}".encode()
+
+
+def describe_key(key: Key) -> str:
+    return f"key {key.key_id}"
+
+
+@event.listens_for(Key, "load")
+def _remember_sealer(key: Key, context) -> None:
+    # Rows are often read after their session closed (expire_on_commit=False): keep the sealer.
+    key._kw_sealer = context.session.info.get("sealer")
 
 
 class Rotation(Base):

@@ -16,10 +16,11 @@ from typing import Iterator, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
-from keyward.errors import NotFound, StorageError
+from keyward.errors import MasterKeyError, NotFound, StorageError
 from keyward.keystrings import mask
+from keyward.sealing import Sealer, sealed_by
 from keyward.storage.engine import READ_ONLY, make_engine
 from keyward.storage.models import (
     LIVE_STATES,
@@ -30,6 +31,7 @@ from keyward.storage.models import (
     Meta,
     Pool,
     Project,
+    secret_aad,
 )
 
 log = logging.getLogger(__name__)
@@ -45,19 +47,24 @@ def fingerprint(secret: str) -> str:
 
 
 class Store:
-    """An open database: an Engine plus transaction helpers."""
+    """An open database: an Engine, transaction helpers, and the Sealer for key strings at rest.
 
-    def __init__(self, engine: Engine):
+    Every session carries the sealer in `session.info`, so rows it loads open their secrets with it
+    and secrets written through `add_key`/`set_secret` are sealed with its primary master key.
+    """
+
+    def __init__(self, engine: Engine, sealer: Sealer | None = None):
         self.engine = engine
+        self.sealer = sealer or Sealer()
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> "Store":
+    def open(cls, url: str, *, upgrade: bool = True, sealer: Sealer | None = None) -> "Store":
         """Open the database at `url`, upgrading its schema first when `upgrade` is True."""
         from keyward.storage.migrate import ensure_current
 
-        store = cls(make_engine(url))
+        store = cls(make_engine(url), sealer)
         try:
-            ensure_current(store.engine, upgrade=upgrade)
+            ensure_current(store.engine, upgrade=upgrade, sealer=store.sealer)
         except BaseException:
             store.close()
             raise
@@ -67,7 +74,8 @@ class Store:
     def write(self) -> Iterator[Session]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
         try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            with Session(self.engine, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
+                    session.begin():
                 yield session
         except SQLAlchemyError as exc:
             raise StorageError(f"database write failed: {exc.__class__.__name__}: {_short(exc)}") from exc
@@ -77,7 +85,8 @@ class Store:
         """A read-only transaction that never queues behind writers."""
         try:
             with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                with Session(bind=conn, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
+                        session.begin():
                     yield session
         except SQLAlchemyError as exc:
             raise StorageError(f"database read failed: {exc.__class__.__name__}: {_short(exc)}") from exc
@@ -209,21 +218,59 @@ def add_key(
         kind=kind,
         state=state,
         origin=origin,
-        secret=secret,
-        masked=mask(secret) if secret else "-",
-        fingerprint=fingerprint(secret) if secret else "",
+        masked="-",
+        fingerprint="",
         created_at=now,
         **fields,
     )
+    key._kw_sealer = _sealer(s)
+    if secret:
+        check_sealer_fits(s, key._kw_sealer)
+        set_secret(key, secret)
     s.add(key)
     s.flush()
     return key
 
 
 def set_secret(key: Key, secret: str) -> None:
-    key.secret = secret
+    """Store `secret` on `key`, sealed with the primary master key when there is one."""
+    session = object_session(key)
+    sealer = _sealer(session) if session is not None else (getattr(key, "_kw_sealer", None) or Sealer())
+    if session is not None:
+        check_sealer_fits(session, sealer)
+    key.sealed = sealer.seal(secret, secret_aad(key.key_id, key.project_pk))
+    key.sealed_by = sealed_by(key.sealed)
+    key._kw_sealer, key._kw_opened = sealer, (key.sealed, secret)
     key.masked = mask(secret)
     key.fingerprint = fingerprint(secret)
+
+
+def _sealer(s: Session) -> Sealer:
+    return s.info.get("sealer") or Sealer()
+
+
+def check_sealer_fits(s: Session, sealer: Sealer) -> None:
+    """Refuse to write a secret unless `sealer` holds every master key the database already uses.
+
+    Otherwise a process holding the wrong master key (or none) would add secrets that the right
+    one cannot open, or plain text beside sealed values.
+    """
+    used = set(s.scalars(select(Key.sealed_by).where(Key.sealed_by.is_not(None)).distinct()))
+    if not used:
+        return
+    found = sealer.found()
+    missing = sorted(used - {k.id for k in found.keys})
+    if not found.keys:
+        raise MasterKeyError(
+            f"refusing to store a key string: the database holds secrets sealed with master key "
+            f"{', '.join(missing)}, and no master key was found (looked in: {found.where()})"
+        )
+    if missing:
+        raise MasterKeyError(
+            f"refusing to store a key string: the database holds secrets sealed with master key "
+            f"{', '.join(missing)}, which is not among those found "
+            f"({', '.join(k.id + ' from ' + k.source for k in found.keys)})"
+        )
 
 
 def get_key(s: Session, key_id: str) -> Key:
@@ -284,7 +331,7 @@ def key_rows(s: Session) -> Sequence:
     """Every key as a plain row without its secret (only whether it has one), for status."""
     return s.execute(
         select(Key.key_id, Key.kind, Key.state, Key.origin, Key.masked, Key.created_at, Key.rotate_after,
-               Key.grace_until, Key.invalid_reason, Key.secret.is_not(None).label("has_secret"),
+               Key.grace_until, Key.invalid_reason, Key.sealed.is_not(None).label("has_secret"), Key.sealed_by,
                Project.project_id, Project.managed, Project.pool_id)
         .join(Project, Key.project_pk == Project.id)
         .order_by(Project.project_id, Key.created_at, Key.id)
