@@ -213,6 +213,11 @@ def test_system_unit_when_started_as_installed_is_active_with_a_key_published(ma
     key = _current(machine)
 
     assert key.startswith("AQ.") and emulator.key_string_valid(key)
+    journal = machine.run("journalctl --no-pager -o cat -u keyward").stdout
+    assert "keyward daemon ready" in journal
+    # systemd complains on every start when the directory modes differ from the unit's
+    for complaint in ("already exists but the mode is different", "Failed at step EXEC", "203/EXEC"):
+        assert complaint not in journal, journal[-2000:]
 
 
 def test_system_unit_when_running_sends_status_and_watchdog_pings_to_systemd(machine, service):
