@@ -3,6 +3,7 @@ people write them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,27 @@ def test_debug_when_given_after_the_subcommand_shows_the_traceback(tmp_path, kw_
 
     assert after.returncode == 2
     assert "Traceback" in after.stderr and "heartbeat" in after.stderr
+
+
+def test_status_when_config_after_and_daemon_answers_keeps_the_fast_path(tmp_path, kw_env):
+    from keyward import inventory
+    from keyward.config import load_config
+    from keyward.context import Context
+    from keyward.status_socket import StatusServer, socket_path
+
+    path = _config(tmp_path, "fastpool")
+    ctx = Context(load_config(path))
+    inventory.add_project(ctx, "alpha-project-1", pool="fastpool")
+    server = StatusServer(lambda: ctx, socket_path(ctx.config.runtime_dir)).start()
+    probe = ("import sys\nfrom keyward.cli import main\ntry:\n"
+             f"    main(['status', '--json', '--check', '--config', {str(path)!r}])\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "sys.stderr.write(repr((code, [m for m in ('click', 'sqlalchemy') if m in sys.modules])))\n")
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env={**os.environ, **kw_env}, timeout=60)
+    finally:
+        server.stop()
+        ctx.close()
+    assert result.stderr == "(1, [])"  # answered by the daemon; --check: no daemon heartbeat is an error
+    assert [p["project_id"] for p in json.loads(result.stdout)["projects"]] == ["alpha-project-1"]
