@@ -1,7 +1,7 @@
 """`keyward demo`: the whole system at work on one machine, in accelerated time.
 
 It starts the emulator of Google's APIs, writes a configuration with three managed projects in one
-pool (keys rotating every 20 to 40 seconds instead of 7 to 15 days), runs the real daemon as a
+pool (keys rotating every 10 to 15 seconds instead of 7 to 15 days), runs the real daemon as a
 subprocess, and drives Gemini traffic through the emulator with whatever key the daemon published,
 reporting usage and 429s back the way a real tool would. One project starts with a standard (AIza)
 key made by hand, as many still have: keyward flags it and its first rotation migrates it to an
@@ -34,7 +34,7 @@ PROJECTS = (("demo-alpha-1", "100000000001"), ("demo-bravo-2", "100000000002"), 
 LIMITS = {"rpm": 40, "tpm": 60000, "rpd": 5000}
 # What Google really enforces for the last project: fewer requests a minute than the config says.
 TIGHT_PROJECT, TIGHT_RPM = PROJECTS[2][0], 8
-DEFAULT_DURATION = "60s"
+DEFAULT_DURATION = "45s"
 REQUESTS_PER_SECOND = 2.2  # 132 a minute: more than the three projects' 120 together, so 429s happen
 
 CONFIG = """\
@@ -44,9 +44,9 @@ runtime_dir = "{run}"
 log_level = "info"
 
 [rotation]
-min_age = "15s"
-max_age = "25s"
-grace = "10s"
+min_age = "10s"
+max_age = "15s"
+grace = "8s"
 retry_backoff = "5s"
 max_backoff = "30s"
 operation_timeout = "30s"

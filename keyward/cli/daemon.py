@@ -49,7 +49,7 @@ def emulator(host: str, port: int, seed: str | None) -> None:
 
 @click.command()
 @click.option("--duration", default=None, metavar="DURATION",
-              help="Stop after this long (e.g. 90s, 5m; default 60s, long enough to see switching, "
+              help="Stop after this long (e.g. 90s, 5m; default 45s, long enough to see switching, "
                    "429s and a whole rotation); 0s runs until Ctrl-C.")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Keep the demo's state here (default: a new temp dir).")
 @click.option("--quiet", is_flag=True, help="Print events only, no live status screen.")

@@ -21,7 +21,7 @@ from keyward.config import load_config
 from keyward.context import Context
 from keyward.storage import store as q
 
-DEMO_TIMEOUT = 150.0  # the default duration is 60 s; start-up and shutdown take a few more
+DEMO_TIMEOUT = 150.0  # the default duration is 45 s; start-up and shutdown take a few more
 
 
 def _run_in_pty(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
