@@ -45,7 +45,8 @@ def status(inv: Invocation, as_json: bool, watch_seconds: float | None, color: b
             from keyward.status_socket import status_text
 
             text = status_text(inv.context())
-        errors = shows_error(text)
+        if check:  # parsing the JSON once more costs time at thousands of projects: only when asked
+            errors = shows_error(text)
         return text if as_json else screen(text, color)
 
     if watch_seconds is None:
