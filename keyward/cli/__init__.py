@@ -12,7 +12,10 @@ def main(argv: list[str] | None = None) -> None:
 
     guard_stdout()
     try:
-        _main(argv)
+        try:
+            _main(argv)
+        finally:  # what is still buffered meets a closed pipe here, not in the interpreter's exit
+            sys.stdout.flush()
     except StdoutClosed:
         quiet_exit()
 
