@@ -176,7 +176,7 @@ def machine(tmp_path_factory, wheels):
 
 @pytest.fixture(scope="module")
 def service(machine, emulator):
-    """keyward installed and started as the README says; returns what `systemctl start` showed."""
+    """keyward installed and started as the README says; returns how long that took."""
     pip = "/opt/keyward/bin/pip install --quiet --no-index --find-links /wheels keyward"
     steps = README_STEPS[:1] + [pip] + README_STEPS[1:]
     steps.insert(steps.index(README_STEPS[7]),  # the test's one addition: Google is the emulator
