@@ -22,7 +22,8 @@ import click
 from keyward.errors import UsageError
 
 DEFAULT_UNIT = "keyward.service"
-_EXEC_START = re.compile(r"^(ExecStart=)(\S+)(.*)$", re.MULTILINE)
+# ExecStart= lines that run keyward (any path ending in /keyward); other commands stay as shipped.
+_EXEC_START = re.compile(r"^(ExecStart(?:Pre|Post)?=[-@:+!]*)(\S*/keyward)(\s.*)?$", re.MULTILINE)
 _SOURCE_TREE = Path(__file__).resolve().parents[2] / "systemd"
 
 
@@ -61,15 +62,10 @@ def quote(word: str) -> str:
 
 
 def render_unit(text: str, words: list[str]) -> str:
-    """Return the unit `text` with each ExecStart='s executable replaced by `words`.
-
-    Raise UsageError if the unit has no ExecStart= line to replace.
-    """
+    """Return the unit `text` with the keyward command of each ExecStart= line replaced by
+    `words`; lines running anything else (systemctl, a shell) are left as they are."""
     replacement = " ".join(quote(w) for w in words)
-    out, count = _EXEC_START.subn(lambda m: m.group(1) + replacement + m.group(3), text)
-    if count == 0:
-        raise UsageError("the unit file has no ExecStart= line")
-    return out
+    return _EXEC_START.sub(lambda m: m.group(1) + replacement + (m.group(3) or ""), text)
 
 
 def unit_text(name: str, user: bool) -> str:

@@ -189,3 +189,14 @@ def test_render_unit_when_path_has_spaces_and_percent_quotes_it_for_systemd():
     text = render_unit("[Service]\nExecStart=/x/keyward run --once\n", ["/opt/my tools/100%/keyward"])
 
     assert text == '[Service]\nExecStart="/opt/my tools/100%%/keyward" run --once\n'
+
+
+def test_render_unit_when_a_line_runs_another_command_leaves_it_as_shipped():
+    from keyward.cli.units import render_unit
+
+    shipped = ("[Service]\nExecStartPre=-%h/.local/bin/keyward config validate\n"
+               "ExecStart=/bin/systemctl try-restart my-app.service\nExecReload=/bin/kill -HUP $MAINPID\n")
+
+    text = render_unit(shipped, ["/venv/bin/keyward"])
+
+    assert text == shipped.replace("-%h/.local/bin/keyward", "-/venv/bin/keyward")
