@@ -83,3 +83,28 @@ def remove_temp_files(directory: str | os.PathLike[str], temp_prefix: str) -> in
             except OSError:
                 pass
     return removed
+
+
+def ensure_private_dir(path: str | os.PathLike[str], mode: int = 0o700, gid: int = -1) -> None:
+    """Create `path` and any missing parents, each with exactly `mode` whatever the umask.
+
+    `os.makedirs` gives intermediate directories 0777 minus the umask, which is 0777 under
+    `umask 000`: every directory keyward creates goes through here instead. Existing directories
+    are left as they are (they are the operator's).
+    """
+    path = os.path.abspath(os.fspath(path))
+    missing: list[str] = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: theirs
+        os.chmod(directory, mode)  # mkdir's mode is filtered by the umask
+        if gid != -1:
+            os.chown(directory, -1, gid)

@@ -20,10 +20,12 @@ def published_state_path(runtime_dir: Path, pool: str) -> Path:
 
 
 def read_published_state(runtime_dir: Path, pool: str) -> dict[str, Any] | None:
+    from keyward.published import read_small_file
+
     try:
-        with open(published_state_path(runtime_dir, pool), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
+        text = read_small_file(published_state_path(runtime_dir, pool), 64 * 1024)
+        return json.loads(text) if text is not None else None
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -51,7 +53,11 @@ def current_key(pool: str = "default", *, config_path: str | None = None,
         if sink.type == "file":
             from keyward.published import read_published_file
 
-            secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"))
+            try:
+                secret = read_published_file(sink.options["path"], sink.options.get("format", "raw"))
+            except OSError as exc:
+                raise KeywardError(f"pool {pool!r}: cannot read the published file: "
+                                   f"{exc.strerror or exc}") from None
             if secret:
                 return secret
     for sink in sinks:

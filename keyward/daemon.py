@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Mapping
 
 from keyward import jobs
-from keyward.errors import ConfigError
 
 if TYPE_CHECKING:
     from keyward.config import Config
@@ -57,21 +56,27 @@ class Daemon:
         from keyward.lock import DaemonLock
         from keyward.notify import Notifier
 
+        if not once:
+            self._install_signals()  # first of all: a SIGHUP during start-up must not kill us
         config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(config.state_dir, 0o700)
         lock_path = config.daemon.lock_file or config.state_dir / "keyward.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(lock_path.parent, 0o700)
         lock = DaemonLock(lock_path).acquire()
         notifier = Notifier.from_env()
         try:
             self.ctx = Context(config)
             self._check_secrets_at_rest()
             self.started_at = self.ctx.now()
+            # A database keyward cannot use (newer schema, corrupt file, server gone) fails the
+            # start with exit 1, so systemd's Restart= acts, instead of READY and endless failures.
+            self.ctx.store
             ok = self._startup()
             if once:
                 ok = self.run_pass() and ok
                 return 0 if ok else 1
-            self._install_signals()
             self._start_servers()
             if not self._first_pass():
                 return 0  # stopped during the first pass
@@ -239,17 +244,23 @@ class Daemon:
 
         try:
             config = load_config(find_config_path(self.config_path, env=self.env), env=self.env)
-        except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+        except Exception as exc:  # any failure at all keeps the running configuration
+            from keyward.failures import named
+
+            log.error("reload refused, keeping the running configuration: %s", named(exc))
             return
         try:
             new_ctx = self.ctx.with_config(config)
             new_ctx.store  # syncs the new config's pools and projects (opens a new database if moved)
         except Exception as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+            from keyward.failures import named
+
+            log.error("reload refused, keeping the running configuration: %s", named(exc))
             return
         old, self.ctx = self.ctx, new_ctx
         self._schedule(config)
+        if self.ingest is not None:
+            self.ingest.config_changed()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
         if old.store is not new_ctx.store:
             # The database moved: jobs still running on the old one finish there.
@@ -286,8 +297,8 @@ class Daemon:
     def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        if self._running_jobs:
-            if not self._wait_for_jobs(STOP_GRACE_SECONDS):
+        if self._running_jobs or self._effects_busy():
+            if not self._wait_idle(STOP_GRACE_SECONDS):
                 # Exiting now is safe: every step of a rotation is journaled before it is taken.
                 log.warning("a job is still running; its work is journaled and resumes at the next start")
                 self._close_servers()
@@ -301,10 +312,22 @@ class Daemon:
                 log.debug("final heartbeat failed: %s", exc)
             self.ctx.close()
 
+    def _effects_busy(self) -> bool:
+        return self.ingest is not None and self.ingest.effects_busy
+
+    def _wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for scheduled jobs and a report's effects (a rotation it started)
+        to return; return whether they all did. SIGTERM to exit stays within 10 s this way."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._wait_for_jobs(min(0.1, max(0.0, deadline - time.monotonic()))) and not self._effects_busy():
+                return True
+        return False
+
     def _close_servers(self) -> None:
         for server in (self.ingest, self.metrics, self.status_server):
             if server is not None:
                 try:
-                    server.stop()
+                    server.stop(**({"timeout": 1.0} if server is self.ingest else {}))
                 except Exception as exc:
                     log.debug("stopping a server failed: %s", exc)

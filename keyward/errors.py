@@ -105,6 +105,10 @@ class PassFailed(KeywardError):
         super().__init__(f"{len(self.failures)} project(s) failed:\n" + "\n".join(lines))
 
 
+class InternalError(KeywardError):
+    """A failure keyward has no name for yet: shown as its class and redacted message, never a traceback."""
+
+
 class MasterKeyError(KeywardError):
     """A master key is missing, unreadable or not the one a sealed secret names; says where we looked."""
 

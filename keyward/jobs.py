@@ -122,8 +122,11 @@ def run_job(spec: JobSpec, ctx: "Context") -> bool:
     except KeywardError as exc:
         log.error("job %s failed: %s", spec.name, exc, extra={"job": spec.name})
         return False
-    except Exception:
-        log.exception("job %s failed unexpectedly", spec.name, extra={"job": spec.name})
+    except Exception as exc:  # named and redacted in one place; the traceback only at debug level
+        from keyward.failures import named
+
+        log.error("job %s failed: %s", spec.name, named(exc), extra={"job": spec.name})
+        log.debug("job %s traceback", spec.name, exc_info=True, extra={"job": spec.name})
         return False
     log.debug("job %s done in %.0f ms", spec.name, (time.monotonic() - started) * 1000)
     return True

@@ -10,21 +10,56 @@ the proper error message.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 
 ENV_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+MAX_PUBLISHED = 4096  # a published file is a key and a newline, or two env lines
+
+
+class UnsafeFile(OSError):
+    """A path keyward reads is not a plain regular file (a symlink, FIFO, device) or is too large."""
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int) -> str | None:
+    """Return the text of the regular file at `path`, or None if it does not exist.
+
+    Opened without following a symlink and without blocking (a FIFO put there by someone else
+    would otherwise hang the reader), accepted only if fstat says it is a regular file, and read
+    up to `limit` bytes: a file that is larger is refused, so `/dev/zero` or a huge file cannot
+    make a reader grow. Raise UnsafeFile for those, OSError for others (permission denied).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(errno.ELOOP, f"{os.fspath(path)} is a symbolic link; keyward reads "
+                             "only a regular file it wrote itself") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(errno.EINVAL, f"{os.fspath(path)} is not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UnsafeFile(errno.EFBIG, f"{os.fspath(path)} is larger than {limit} bytes")
+    return data.decode("utf-8", errors="replace")
 
 
 def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
     """Return the key in a file written by the file sink, or None if the file is missing or holds none.
 
-    OSError other than a missing file (e.g. permission denied) propagates.
+    OSError other than a missing file (permission denied, UnsafeFile) propagates.
     """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
+    text = read_small_file(path, MAX_PUBLISHED)
+    if text is None:
         return None
     if format == "env":
         for line in text.splitlines():
@@ -59,7 +94,7 @@ def light_config(config_path: str | None = None,
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
     environ = os.environ if env is None else env
     system = is_system_config(path)

@@ -35,6 +35,12 @@ def _main(argv: list[str] | None) -> None:
         code = fast_status(rest[1:], config_path)
         if code is not None:
             sys.exit(code)
+    if "run" in rest[:3] and "--once" not in rest:
+        # A SIGHUP while the daemon is still importing would kill it (under systemd: a restart
+        # loop). Ignore it until the daemon installs its own handler, which reloads.
+        import signal
+
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 import traceback
 
@@ -58,10 +59,20 @@ class KeywardGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.ClickException as exc:
+            _redact_click(exc)
+            raise
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:
+            _redact_click(exc)  # click quotes arguments back; one of them may be a key
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeywardError as exc:
             _report(ctx, exc, f"keyward: error: {redact(str(exc))}")
@@ -69,10 +80,24 @@ class KeywardGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("keyward: interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # an unexpected failure: still no raw traceback without --debug
-            _report(ctx, exc, f"keyward: internal error: {exc.__class__.__name__}: {redact(str(exc))}\n"
-                              "  (run with --debug for the traceback)")
-            ctx.exit(1)
+        except Exception as exc:  # every other escape gets a name here; no traceback without --debug
+            from keyward.errors import InternalError
+            from keyward.failures import named
+
+            error = named(exc)
+            hint = "\n  (run with --debug for the traceback)" if isinstance(error, InternalError) else ""
+            _report(ctx, exc, f"keyward: error: {redact(str(error))}{hint}")
+            ctx.exit(error.exit_code)
+
+
+_EXTRA_ARGS = re.compile(r"^(Got unexpected extra arguments?) \(.*\)$", re.S)
+
+
+def _redact_click(exc: click.exceptions.ClickException) -> None:
+    """Drop the values click's own messages quote back when they could hold a key string."""
+    message = _EXTRA_ARGS.sub(r"\1 (not shown: it could be a key; keys are read only from stdin)",
+                              exc.message)
+    exc.message = redact(message)
 
 
 def _report(ctx: click.Context, exc: BaseException, message: str) -> None:

@@ -59,8 +59,10 @@ def run(pool: str, check: bool, config_path: str | None) -> int:
                 print(f"keyward: warning: every project of pool {pool!r} is exhausted", file=sys.stderr)
                 return 1
         return 0
-    except KeywardError as exc:
+    except Exception as exc:  # named here too: this path runs before click's edge exists
+        from keyward.failures import named
         from keyward.keystrings import redact
 
-        print(f"keyward: error: {redact(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        error = exc if isinstance(exc, KeywardError) else named(exc)
+        print(f"keyward: error: {redact(str(error))}", file=sys.stderr)
+        return error.exit_code

@@ -7,7 +7,6 @@ itself. A key string is read only from stdin (`--key-stdin`), never from the com
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -15,23 +14,36 @@ import click
 from keyward.cli.app import Invocation, pass_invocation
 from keyward.cli.render import table
 from keyward.errors import PassFailed, UsageError
+from keyward.usage.reports import MAX_REQUESTS, MAX_TOKENS
+
+
+MAX_ERROR_FILE = 1 << 20
 
 
 def _read_error_file(name: str) -> object:
-    """Return the parsed JSON body of FILE ('-' for stdin); raise UsageError naming the file."""
+    """Return Google's error body in FILE ('-' for stdin), read by the client library's own reader;
+    raise UsageError naming the file when it is not a Google error body."""
+    from keyward.quota.signals import google_error, read_body
+
     label = "stdin" if name == "-" else name
-    if name == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            with open(name, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise UsageError(f"--from-error {label}: cannot read it: {exc.strerror}") from None
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--from-error {label}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_ERROR_FILE + 1)
+        else:
+            with open(name, "rb") as fh:
+                data = fh.read(MAX_ERROR_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"--from-error {label}: cannot read it: {exc.strerror}") from None
+    if len(data) > MAX_ERROR_FILE:
+        raise UsageError(f"--from-error {label}: larger than {MAX_ERROR_FILE} bytes; "
+                         "an error body from Google is a few KB")
+    body = read_body(data)
+    if isinstance(body, str):
+        raise UsageError(f"--from-error {label}: not valid JSON (or not UTF-8, or nested too deeply)")
+    if google_error(body) is None:
+        raise UsageError(f'--from-error {label}: valid JSON but not a Google error body '
+                         '(expected {"error": {"code": …, "status": …, "message": …}})')
+    return body
 
 
 def _read_key(stdin_text: str) -> str:
@@ -44,9 +56,9 @@ def _read_key(stdin_text: str) -> str:
 @click.command("report")
 @click.option("--pool", help="The pool whose key was used (default: the key's own pool).")
 @click.option("--model", help="The model called (default: the pool's model).")
-@click.option("--requests", type=click.IntRange(min=0), help="Requests made (default 1).")
-@click.option("--input-tokens", type=click.IntRange(min=0), default=0, help="Input tokens spent.")
-@click.option("--output-tokens", type=click.IntRange(min=0), default=0, help="Output tokens spent.")
+@click.option("--requests", type=click.IntRange(0, MAX_REQUESTS), help="Requests made (default 1).")
+@click.option("--input-tokens", type=click.IntRange(0, MAX_TOKENS), default=0, help="Input tokens spent.")
+@click.option("--output-tokens", type=click.IntRange(0, MAX_TOKENS), default=0, help="Output tokens spent.")
 @click.option("--exhausted", is_flag=True, help="Say the project ran out of quota (a 429).")
 @click.option("--retry-after", metavar="DELAY", default="60s", show_default=True,
               help="With --exhausted: how long Google asked to wait (26s, 1m30s).")
@@ -76,7 +88,7 @@ def report(inv: Invocation, pool: str | None, model: str | None, requests: int |
     counted = requests is not None or input_tokens or output_tokens
     if (exhausted or error_file) and counted:
         raise UsageError("--requests/--input-tokens/--output-tokens go in a separate report")
-    key = _read_key(sys.stdin.read()) if key_stdin else None
+    key = _read_key(sys.stdin.read(4096)) if key_stdin else None  # a key is < 600 characters
     if exhausted:
         try:
             delay = parse_retry_delay(retry_after).total_seconds()
@@ -85,10 +97,10 @@ def report(inv: Invocation, pool: str | None, model: str | None, requests: int |
         body = quota_error_body(delay, model=model, per_day=per_day)
         item = ErrorReport(429, body, pool, key, key_id, model)
     elif error_file:
+        from keyward.quota.signals import body_status
+
         body = _read_error_file(error_file)
-        err = body.get("error") if isinstance(body, dict) else None
-        code = err.get("code") if isinstance(err, dict) else None
-        status = http_status or (code if isinstance(code, int) and 100 <= code <= 599 else 429)
+        status = http_status or body_status(body) or 429
         item = ErrorReport(status, body, pool, key, key_id, model)
     else:
         item = UsageReport(pool, key, key_id, model, 1 if requests is None else requests,
@@ -147,3 +159,20 @@ def usage_prune(inv: Invocation) -> None:
     counts = prune(inv.context())
     click.echo(f"pruned {counts['minutes']} minute row(s), {counts['days']} day row(s), "
                f"{counts['exhaustion']} ended exhaustion(s)")
+
+
+@usage.command("clear-exhaustion")
+@click.option("--project", "projects", multiple=True, help="Clear this project (repeatable).")
+@click.option("--pool", help="Clear every project of this pool.")
+@click.option("--all", "everything", is_flag=True, help="Clear every project.")
+@pass_invocation
+def usage_clear_exhaustion(inv: Invocation, projects: tuple[str, ...], pool: str | None,
+                           everything: bool) -> None:
+    """Put exhausted projects back in use now (after a wrong or forged quota report)."""
+    from keyward.usage.exhaustion import clear_exhaustion
+
+    cleared = clear_exhaustion(inv.context(), projects=list(projects) or None, pool=pool,
+                               everything=everything)
+    for project_id, model, _pool in cleared:
+        click.echo(f"cleared: {project_id} ({model})")
+    click.echo(f"{len(cleared)} exhaustion(s) cleared")

@@ -14,8 +14,12 @@ import re
 from keyward.errors import UsageError
 
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_PAIR = re.compile(r"(\d+)\s*([wdhms])")
-_WHOLE = re.compile(r"(?:\d+\s*[wdhms]\s*)+")
+_PAIR = re.compile(r"([0-9]+)\s*([wdhms])")  # ASCII digits only: "²".isdigit() is True
+_WHOLE = re.compile(r"(?:[0-9]+\s*[wdhms]\s*)+")
+# No duration keyward uses comes near a century; the bound keeps timedelta (and every date
+# computed from it) far from overflowing.
+MAX_SECONDS = 100 * 365 * 86400
+_MAX_TEXT = 40
 
 EXAMPLES = "'90s', '15m', '24h', '7d'"
 
@@ -32,14 +36,17 @@ def parse_duration(text: str | int) -> datetime.timedelta:
     naming the bad text otherwise, or for a negative number of seconds.
     """
     if isinstance(text, bool) or not isinstance(text, (int, str)):
-        raise DurationError(f"expected a duration like {EXAMPLES}, got {text!r}")
+        raise DurationError(f"expected a duration like {EXAMPLES}, got {type(text).__name__}")
     if isinstance(text, int):
         if text < 0:
-            raise DurationError(f"bad duration {text}: a duration cannot be negative")
-        return datetime.timedelta(seconds=text)
+            shown = text if text > -10**12 else "(a large negative number)"
+            raise DurationError(f"bad duration {shown}: a duration cannot be negative")
+        return _bounded(text, text)
+    if len(text) > _MAX_TEXT:
+        raise DurationError(f"bad duration: {len(text)} characters is longer than any duration")
     stripped = text.strip().lower()
-    if stripped.isdigit():
-        return datetime.timedelta(seconds=int(stripped))
+    if stripped.isascii() and stripped.isdigit():
+        return _bounded(int(stripped), text)
     if not _WHOLE.fullmatch(stripped):
         raise DurationError(
             f"bad duration {text!r}: expected numbers with units s, m, h, d or w, like {EXAMPLES} or '1h30m'"
@@ -53,7 +60,14 @@ def parse_duration(text: str | int) -> datetime.timedelta:
             )
         seen.append(unit)
         total += int(number) * _UNIT_SECONDS[unit]
-    return datetime.timedelta(seconds=total)
+    return _bounded(total, text)
+
+
+def _bounded(seconds: int, text: str | int) -> datetime.timedelta:
+    if seconds > MAX_SECONDS:
+        shown = text if isinstance(text, str) else "this number of seconds"
+        raise DurationError(f"bad duration {shown!r}: longer than 100 years")
+    return datetime.timedelta(seconds=seconds)
 
 
 def format_duration(value: datetime.timedelta) -> str:

@@ -32,11 +32,12 @@ from keyward.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DATABASE_URL_PATTERN = r"[A-Za-z][A-Za-z0-9+.-]*://.*"
+# The databases keyward works with; anything else would pass the config check and fail every command.
+DATABASE_URL_PATTERN = r"(sqlite(\+pysqlite)?|postgres(ql)?(\+(psycopg|psycopg2))?)://.*"
 TOP_LEVEL: dict[str, v.Checker] = {
     "state_dir": v.absolute_path(),
     "runtime_dir": v.absolute_path(),
-    "database": v.text(DATABASE_URL_PATTERN, "expected an SQLAlchemy URL like 'sqlite:////var/lib/keyward/keyward.db'"),
+    "database": v.text(DATABASE_URL_PATTERN, "expected an SQLAlchemy URL of SQLite or PostgreSQL like 'sqlite:////var/lib/keyward/keyward.db'"),
     "log_level": v.choice(LOG_LEVELS),
     "master_key_file": v.absolute_path(empty_is_none=True),
 }
@@ -94,7 +95,13 @@ def _parse(text: str, name: str) -> dict[str, Any]:
 
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+    except RecursionError:
+        line = _line_of(text, r"(?:[\[{]\s*){100,}")
+        raise ConfigError(f"{name}: not valid TOML", [f"{name}:{line}: arrays or inline tables nested too deeply to read"]) from None
+    except ValueError as error:
+        if not isinstance(error, tomllib.TOMLDecodeError):  # int(): a number of 4,300+ digits
+            line = _line_of(text, r"[0-9_]{1000,}")
+            raise ConfigError(f"{name}: not valid TOML", [f"{name}:{line}: a number too long to read (no count keyward takes has more than 16 digits)"]) from None
         message = str(error)
         match = _TOML_POSITION.search(message)
         if match and match.group(1):
@@ -104,6 +111,11 @@ def _parse(text: str, name: str) -> dict[str, Any]:
             where = f"{name}:{text.count(chr(10)) + 1}"
             message = message[: match.start()] + " (at end of file)" if match else message
         raise ConfigError(f"{name}: not valid TOML", [f"{where}: invalid TOML: {message}"]) from None
+
+
+def _line_of(text: str, pattern: str) -> int:
+    found = re.search(pattern, text)
+    return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
 def _env_path(env: Mapping[str, str], variable: str, problems: Problems) -> Path | None:
@@ -184,7 +196,9 @@ def _format_problems(problems: Problems, name: str | None, text: str) -> list[st
         at = f" at '{format_path(path)}'" if path else ""
         rows.append((line or 0, f"{where}:{at}: {message}" if at else f"{where}: {message}"))
     rows.sort(key=lambda row: row[0])
-    return [row[1] for row in rows]
+    from keyward.keystrings import redact
+
+    return [redact(row[1]) for row in rows]  # a key used as a table name is not echoed either
 
 
 def _default_lock_file(database_url: str, state_dir: Path) -> Path:
@@ -193,5 +207,7 @@ def _default_lock_file(database_url: str, state_dir: Path) -> Path:
     the state directory."""
     prefix = "sqlite:///"
     if database_url.startswith(prefix) and database_url[len(prefix):] not in ("", ":memory:"):
-        return Path(database_url[len(prefix):].split("?", 1)[0] + ".lock")
+        # The real path: two daemons reaching one file through a symlink must meet at one lock.
+        real = os.path.realpath(os.path.expanduser(database_url[len(prefix):].split("?", 1)[0]))
+        return Path(real + ".lock")
     return state_dir / "keyward.lock"

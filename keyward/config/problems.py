@@ -45,10 +45,15 @@ def describe(value: object) -> str:
     """Name a TOML value's type the way a person writing the file thinks of it."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"a number of {len(str(abs(value)))} digits"
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        from keyward.keystrings import redact
+
+        text = redact(value)  # a key pasted into the wrong place is not repeated in the error
+        return f"the string {text if len(text) <= 80 else text[:77] + '...'!r}"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
@@ -63,7 +68,9 @@ class Problems:
     items: list[tuple[KeyPath, str]] = field(default_factory=list)
 
     def add(self, path: KeyPath, message: str) -> None:
-        self.items.append((tuple(path), message))
+        from keyward.keystrings import redact
+
+        self.items.append((tuple(path), redact(message)))
 
     def unknown_keys(self, table: dict, known: Iterable[str], path: KeyPath, what: str = "key") -> None:
         """Report every key of `table` not in `known`, with a did-you-mean for near misses."""

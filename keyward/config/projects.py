@@ -28,9 +28,10 @@ SERVICE_ACCOUNT_HINT = "expected a service account email like 'keyward@my-projec
 
 def _number(value: Any, path: KeyPath, problems: Problems) -> Any:
     """The project number, written as digits in a string or as a TOML integer."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    # Google's project numbers are about 12 digits; 19 is what a 64-bit column holds.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**19:
         return str(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19 and int(value) > 0:
         return value
     problems.add(path, f"expected the project number (digits only, like \"123456789012\"), got {describe(value)}")
     return v.INVALID

@@ -61,12 +61,20 @@ def fraction(value: Any, path: KeyPath, problems: Problems) -> Any:
     return float(value)
 
 
+# The largest count a limit may state: far above any quota Google grants, far below what a
+# 64-bit database column (or a float) holds exactly.
+MAX_COUNT = 10**15
+
+
 def positive_int(value: Any, path: KeyPath, problems: Problems) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         problems.add(path, f"expected a positive whole number, got {describe(value)}")
         return INVALID
     if value <= 0:
-        problems.add(path, f"must be greater than 0, got {value}")
+        problems.add(path, "must be greater than 0" + (f", got {value}" if value > -10**12 else ""))
+        return INVALID
+    if value > MAX_COUNT:
+        problems.add(path, f"must be at most {MAX_COUNT:,} (10**15)")
         return INVALID
     return value
 
@@ -82,11 +90,20 @@ def text(pattern: str | None = None, hint: str = "", empty_is_none: bool = False
         if empty_is_none and value == "":
             return None
         if compiled and not compiled.fullmatch(value):
-            problems.add(path, f"{value!r} is not valid: {hint}" if hint else f"{value!r} is not valid")
+            shown = _shown(value)
+            problems.add(path, f"{shown} is not valid: {hint}" if hint else f"{shown} is not valid")
             return INVALID
         return value
 
     return check
+
+
+def _shown(value: str) -> str:
+    """A string quoted in a message: masked if it looks like a key, cut if long."""
+    from keyward.keystrings import redact
+
+    text = redact(value)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def choice(choices: tuple[str, ...]) -> Checker:

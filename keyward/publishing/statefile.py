@@ -34,13 +34,17 @@ def write_state(runtime_dir: Path, pool: str, state: dict[str, Any]) -> bool:
     """
     path = published_state_path(runtime_dir, pool)
     data = render_state(state)
-    try:
-        if path.read_bytes() == data:
+    from keyward.published import read_small_file
+
+    try:  # never follows a symlink nor waits on a FIFO someone put there
+        if (read_small_file(path, 64 * 1024) or "").encode() == data:
             return False
     except OSError:
         pass
     try:
-        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(runtime_dir, 0o750)
     except OSError as exc:
         raise PublishError(f"state file {path}: cannot create {runtime_dir}: {exc.strerror}") from None
     try:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from keyward.quota.windows import next_pacific_midnight, require_aware, utc_clock
 
-Kind = Literal["quota", "invalid_key", "suspended", "transient", "other"]
+Kind = Literal["quota", "invalid_key", "suspended", "no_key", "transient", "other"]
 Scope = Literal["minute", "day", "tokens"]
 
 DEFAULT_RETRY = timedelta(seconds=60)
@@ -45,6 +45,11 @@ _DURATION_SECONDS = {
 _MESSAGE_RETRY_RE = re.compile(r"retry in ((?:(?:\d+(?:\.\d+)?)(?:h|ms|us|µs|ns|m|s))+)", re.I)
 _MESSAGE_MODEL_RE = re.compile(r"\bmodel: ([A-Za-z0-9][A-Za-z0-9._-]{0,80})")
 _MAX_DELAY = timedelta(days=7)
+# A per-minute (or per-token) quota never lasts longer than this, whatever delay a report states:
+# one forged or garbled retry delay must not take a project out for a week. Daily quota ends at
+# the next Pacific midnight instead.
+MAX_NON_DAILY = timedelta(hours=1)
+_UNREGISTERED = "unregistered callers"
 
 
 @dataclass(frozen=True)
@@ -94,21 +99,56 @@ def _ident(value: Any) -> str | None:
     return value
 
 
+MAX_BODY = 64 * 1024  # an error body from Google is a few KB
+
+
+def read_body(raw: bytes | str | dict | list | None) -> Any:
+    """Return an error body as JSON when it is JSON, else as (bounded) text, else None.
+
+    The one reader of bodies for the client library, the CLI and the daemon: bytes that are not
+    UTF-8, JSON nested deeper than the parser goes, or text that is not JSON never raise.
+    """
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw[:MAX_BODY]).decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        text = raw[:MAX_BODY]
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return text
+    return raw
+
+
 def _error_object(body: bytes | str | dict | list | None) -> dict | None:
     """Return the `error` object of a Status body, or None when there is no readable one."""
-    if isinstance(body, (bytes, bytearray)):
-        body = body.decode("utf-8", errors="replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return None
-    if isinstance(body, list):  # some endpoints wrap the Status in a one-element array
+    body = read_body(body)
+    if isinstance(body, list):  # a streamed response wraps the Status in an array
         body = next((item for item in body if isinstance(item, dict)), None)
     if not isinstance(body, dict):
         return None
     err = body.get("error", body)
     return err if isinstance(err, dict) else None
+
+
+def google_error(body: Any) -> dict | None:
+    """Return the error object of `body` if it looks like Google's (an `error` with a code, a
+    status or a message), else None: valid JSON of some other shape is not a Google error."""
+    err = _error_object(body)
+    if err is None:
+        return None
+    has_code = isinstance(err.get("code"), int) and not isinstance(err.get("code"), bool)
+    if has_code or isinstance(err.get("status"), str) or isinstance(err.get("message"), str):
+        return err
+    return None
+
+
+def body_status(body: Any) -> int | None:
+    """The HTTP status a Google error body states (`error.code`), when it states a valid one."""
+    err = google_error(body)
+    code = err.get("code") if err else None
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        return code
+    return None
 
 
 def _details(err: dict, type_suffix: str) -> list[dict]:
@@ -212,7 +252,7 @@ def _quota_signal(err: dict | None, now: datetime, default_model: str | None) ->
     message_model = _MESSAGE_MODEL_RE.search(_message(err)) if err else None
     model = next((v.model for v in violations if v.model), None)
     model = model or (_ident(message_model.group(1)) if message_model else None) or default_model
-    minute_until = now + (stated or DEFAULT_RETRY)
+    minute_until = now + min(stated or DEFAULT_RETRY, MAX_NON_DAILY)
     if not violations:
         what = "quota exhausted (Google named no limit)" if err else "quota exhausted (unreadable body)"
         return Signal("quota", model, minute_until, None, (), stated,
@@ -269,6 +309,15 @@ def parse_error(
     if http_status == 401:
         return Signal("invalid_key", default_model, None, None, (), None,
                       f"{code}: key not accepted ({reasons[0] if reasons else 'unauthenticated'})")
+    if http_status == 403 and _UNREGISTERED in message:
+        # No key reached Google at all: the caller sent none. Nothing is wrong with any key.
+        return Signal("no_key", default_model, None, None, (), None,
+                      f"{code}: the call carried no API key (Google: unregistered caller); "
+                      "the reporting program did not send its key")
+    if "API_KEY_SERVICE_BLOCKED" in upper:
+        return Signal("invalid_key", default_model, None, None, (), None,
+                      f"{code}: the key's API restrictions do not allow the Gemini API "
+                      "(API_KEY_SERVICE_BLOCKED): add generativelanguage.googleapis.com to them")
     if http_status == 403:
         blocked = next((r for r in reasons if r.upper() in _SUSPENDED_REASONS), None)
         if blocked or "suspended" in message:

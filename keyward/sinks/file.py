@@ -85,14 +85,11 @@ class FileSink(Sink):
         parent = self.parent
         if os.path.isdir(parent):
             return
+        from keyward.atomicfile import ensure_private_dir
+
         mode = 0o750 if self.mode == 0o640 else 0o700
         try:
-            os.makedirs(parent, mode=mode)
-            os.chmod(parent, mode)  # mkdir's mode is filtered by the umask
-            if gid != -1:
-                os.chown(parent, -1, gid)
-        except FileExistsError:
-            pass  # created meanwhile by someone else
+            ensure_private_dir(parent, mode, gid)  # every level it creates, whatever the umask
         except OSError as exc:
             raise PublishError(f"{self.describe()}: cannot create directory {parent}: {exc.strerror}") from None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from keyward.errors import StorageError
 
@@ -61,7 +61,9 @@ def prepare_sqlite_file(path: Path) -> None:
 
     The file holds key strings; it must never be readable by anyone else, not even for an instant.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from keyward.atomicfile import ensure_private_dir
+
+    ensure_private_dir(path.parent, 0o700)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -71,7 +73,20 @@ def prepare_sqlite_file(path: Path) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Return an Engine for `url`; SQLite files get WAL, a busy timeout and BEGIN IMMEDIATE."""
+    """Return an Engine for `url`; SQLite files get WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    Raise StorageError saying what is wrong (no driver for the scheme, a file that cannot be made).
+    """
+    try:
+        return _make_engine(url)
+    except (ImportError, NoSuchModuleError) as exc:
+        scheme = url.split("://", 1)[0]
+        why = f"{exc.name} is not installed" if isinstance(exc, ImportError) and exc.name else "unknown scheme"
+        raise StorageError(f"no database driver for {scheme}:// ({why}): keyward works with "
+                           "sqlite:/// and postgresql:// URLs") from None
+
+
+def _make_engine(url: str) -> Engine:
     url = normalise_url(url)
     path = sqlite_path(url)
     if path is not None:

@@ -117,7 +117,9 @@ def ensure_current(engine: Engine, *, upgrade: bool = True, sealer=None) -> None
                     "Upgrade keyward, or point it at another database."
                 )
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read the database schema version: {exc.__class__.__name__}") from exc
+        from keyward.storage.failures import describe_database_error
+
+        raise StorageError(f"cannot read the database schema version: {describe_database_error(exc)}") from exc
     if not upgrade:
         raise SchemaOutOfDate(
             f"the database is at schema revision {rev or 'none'}, this keyward needs {head}: "

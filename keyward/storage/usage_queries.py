@@ -307,3 +307,17 @@ def prune(s: Session, *, minutes_before: datetime, days_before: date, now: datet
     d = s.execute(delete(UsageDay).where(UsageDay.day < days_before)).rowcount
     e = s.execute(delete(Exhaustion).where(Exhaustion.until <= now)).rowcount
     return {"minutes": m or 0, "days": d or 0, "exhaustion": e or 0}
+
+
+def clear_exhaustion(s: Session, project_pks: Sequence[int] | None, now: datetime) -> list[tuple[str, str, str]]:
+    """Delete live exhaustion rows (of `project_pks`, or all); return (project id, model, pool) of each."""
+    query = (select(Exhaustion.project_pk, Exhaustion.model, Project.project_id, Pool.name)
+             .join(Project, Project.id == Exhaustion.project_pk)
+             .join(Pool, Pool.id == Project.pool_id, isouter=True)
+             .where(Exhaustion.until > now))
+    if project_pks is not None:
+        query = query.where(Exhaustion.project_pk.in_(list(project_pks)))
+    rows = s.execute(query).all()
+    for pk, model, _pid, _pool in rows:
+        s.execute(delete(Exhaustion).where(Exhaustion.project_pk == pk, Exhaustion.model == model))
+    return [(pid, model, pool or "") for _pk, model, pid, pool in rows]

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from keyward.errors import NotFound, NothingPublished
-from keyward.keystrings import mask
 from keyward.storage import usage_queries as uq
-from keyward.storage.store import fingerprint
 
 DEFAULT_POOL = "default"
 
@@ -35,19 +33,19 @@ def _pool(s: Session, name: str) -> tuple[str, str | None, str]:
     return found
 
 
-def resolve(s: Session, *, key: str | None = None, key_id: str | None = None,
+def resolve(s: Session, *, key_sha256: str | None = None, key_id: str | None = None,
             pool: str | None = None, model: str | None = None) -> Target:
     """Return the Target of a report.
 
-    Raise NotFound when the key string, key id or pool is unknown (the message masks the key),
+    Raise NotFound when the key (by fingerprint), key id or pool is unknown,
     NothingPublished when only a pool is named and it has no current key.
     """
     named_pool = _pool(s, pool) if pool is not None else None
-    if key is not None:
-        found = uq.key_target(s, fingerprint=fingerprint(key))
+    if key_sha256 is not None:
+        found = uq.key_target(s, fingerprint=key_sha256)
         if found is None:
-            raise NotFound(f"the reported key {mask(key)} is not one keyward knows "
-                           "(see `keyward key list`)")
+            raise NotFound(f"the reported key (sha256 {key_sha256[:12]}…) is not one keyward "
+                           "knows (see `keyward key list`)")
     elif key_id is not None:
         found = uq.key_target(s, key_id=key_id)
         if found is None:
@@ -70,10 +68,10 @@ class Resolver:
         self.s = s
         self._cache: dict[tuple, Target] = {}
 
-    def __call__(self, *, key=None, key_id=None, pool=None, model=None) -> Target:
-        ident = (key, key_id, pool, model)
+    def __call__(self, *, key_sha256=None, key_id=None, pool=None, model=None) -> Target:
+        ident = (key_sha256, key_id, pool, model)
         target = self._cache.get(ident)
         if target is None:
-            target = self._cache[ident] = resolve(self.s, key=key, key_id=key_id, pool=pool,
+            target = self._cache[ident] = resolve(self.s, key_sha256=key_sha256, key_id=key_id, pool=pool,
                                                   model=model)
         return target

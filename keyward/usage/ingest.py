@@ -5,6 +5,12 @@ take batches of newline-delimited JSON (format in `keyward.usage.wire`). One wri
 what every connection sent since its last commit in ONE transaction (group commit), then answers
 each batch; a batch with a bad report is retried alone so it never sinks the others. Effects
 (republishing after a 429 or an invalid key) run on their own thread after the answer.
+
+Nothing a client does can exhaust the daemon: TCP clients must prove they hold the ingest token
+(`keyward.usage.token`) and an HTTP request is dropped unanswered; at most MAX_CONNECTIONS are open
+at once (more are closed on accept, so file descriptors stay for publishing); a batch holds at most
+MAX_BATCH_BYTES and must arrive within BATCH_DEADLINE of its first byte; a connection idle for
+IDLE_TIMEOUT is closed; a failing accept() backs off instead of spinning.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import selectors
 import socket
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +31,17 @@ from typing import Any
 from keyward.errors import KeywardError, StorageError, UsageError
 from keyward.usage import effects as fx
 from keyward.usage import wire
+from keyward.usage.framing import Closed, LineReader, too_large
 from keyward.usage.reports import ErrorReport, Report
 
 log = logging.getLogger(__name__)
 
 GROUP_LIMIT = 5_000  # reports per group commit
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 60.0  # seconds a connection may wait between batches
+BATCH_DEADLINE = 30.0  # seconds from a batch's first byte to its last
+HELLO_DEADLINE = 5.0  # seconds a TCP client has to authenticate
+MAX_CONNECTIONS = 256
+ACCEPT_BACKOFF = (0.05, 2.0)  # first and longest pause after accept() fails (EMFILE, ENOBUFS)
 
 
 @dataclass
@@ -56,8 +68,12 @@ def parse_tcp(address: str) -> tuple[str, int]:
 class IngestServer:
     """Serve the ingest socket on threads; `start()` binds and returns, `stop()` closes all."""
 
-    def __init__(self, ctx: Any, socket_path: Path | str | None, tcp: str | None = None):
+    def __init__(self, ctx: Any, socket_path: Path | str | None, tcp: str | None = None, *,
+                 max_connections: int = MAX_CONNECTIONS, token: str | None = None):
         self._ctx_source = ctx
+        self.max_connections = max_connections
+        self._token = token
+        self.token_path: Path | None = None
         self.socket_path = Path(socket_path) if socket_path else None
         self.tcp = parse_tcp(tcp) if tcp else None
         self.tcp_address: tuple[str, int] | None = None
@@ -69,6 +85,7 @@ class IngestServer:
         self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._effects_running = False
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -83,6 +100,13 @@ class IngestServer:
         if self.socket_path is not None:
             self._listeners.append(self._bind_unix(self.socket_path))
         if self.tcp is not None:
+            if self._token is None:
+                from keyward.usage.token import read_token, write_token
+
+                self.token_path = write_token(self.ctx.config)
+                self._token = read_token(self.ctx.config)
+                if not self._token:
+                    raise UsageError(f"ingest token {self.token_path}: written but unreadable")
             family = socket.AF_INET6 if ":" in self.tcp[0] else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,14 +123,32 @@ class IngestServer:
         log.info("ingest listening on %s", ", ".join(self.describe()))
         return self
 
+    def config_changed(self) -> None:
+        """After a reload: put the token where (and with the mode) the new configuration says,
+        so clients that follow the new file sink still find it."""
+        if self.tcp is None or not self._token:
+            return
+        from keyward.usage.token import write_token
+
+        try:
+            self.token_path = write_token(self.ctx.config, self._token)
+        except KeywardError as exc:
+            log.error("ingest token not moved after the reload: %s", exc)
+
     def describe(self) -> list[str]:
         out = [str(self.socket_path)] if self.socket_path else []
         if self.tcp_address:
             out.append(f"{self.tcp_address[0]}:{self.tcp_address[1]}")
         return out
 
+    @property
+    def effects_busy(self) -> bool:
+        """Whether a report's effects (a republish, a key replacement) are running now."""
+        return self._effects_running
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, answer what was received, and close everything."""
+        """Stop accepting, answer what was received, and close everything within `timeout`
+        seconds in all (a rotation a report started is journaled; it need not finish here)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -119,8 +161,9 @@ class IngestServer:
                 except OSError:
                     pass
         self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         while True:  # batches that arrived after the writer's last commit: say so, don't hang
             try:
                 pending = self._queue.get_nowait()
@@ -148,7 +191,9 @@ class IngestServer:
         self.stop()
 
     def _bind_unix(self, path: Path) -> socket.socket:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from keyward.atomicfile import ensure_private_dir
+
+        ensure_private_dir(path.parent, 0o750)
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
                 raise UsageError(f"daemon.ingest_socket {path} exists and is not a socket")
@@ -168,8 +213,9 @@ class IngestServer:
     def _accept_loop(self) -> None:
         sel = selectors.DefaultSelector()
         for sock in self._listeners:
-            sel.register(sock, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ, data=sock.family != socket.AF_UNIX)
         sel.register(self._wake_r, selectors.EVENT_READ)
+        pause = 0.0
         try:
             while not self._stopping.is_set():
                 for item, _ in sel.select():
@@ -177,49 +223,104 @@ class IngestServer:
                         return
                     try:
                         conn, _addr = item.fileobj.accept()
-                    except OSError:
+                    except OSError as exc:
+                        # EMFILE and friends: the listener stays readable, so retrying at once
+                        # would spin. Back off; the backlog keeps the waiting clients meanwhile.
+                        pause = min(ACCEPT_BACKOFF[1], max(ACCEPT_BACKOFF[0], pause * 2))
+                        log.warning("ingest: accept failed (%s); pausing %.2fs", exc.strerror, pause)
+                        if self._stopping.wait(pause):
+                            return
                         continue
-                    threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                     name="keyward-ingest-conn").start()
+                    pause = 0.0
+                    with self._lock:
+                        full = len(self._conns) >= self.max_connections
+                        if not full:
+                            self._conns.add(conn)
+                    if full:
+                        conn.close()  # dropped at once: its descriptor is worth more elsewhere
+                        continue
+                    try:
+                        threading.Thread(target=self._serve, args=(conn, item.data), daemon=True,
+                                         name="keyward-ingest-conn").start()
+                    except RuntimeError:  # no thread could be started
+                        with self._lock:
+                            self._conns.discard(conn)
+                        conn.close()
         finally:
             sel.close()
 
-    def _serve(self, conn: socket.socket) -> None:
+    @property
+    def open_connections(self) -> int:
         with self._lock:
-            self._conns.add(conn)
-        conn.settimeout(IDLE_TIMEOUT)
+            return len(self._conns)
+
+    def _serve(self, conn: socket.socket, tcp: bool) -> None:
         try:
-            with conn, conn.makefile("rb") as reader:
-                while True:
-                    reply = self._one_batch(reader)
-                    if reply is None:
+            with conn:
+                try:
+                    reader = LineReader(conn)
+                    if tcp and not self._authenticate(conn, reader):
                         return
-                    conn.sendall(reply)
+                    while True:
+                        reply = self._one_batch(reader)
+                        if reply is None:
+                            return
+                        conn.sendall(reply)
+                except Closed as exc:
+                    if exc.reply:
+                        conn.settimeout(1.0)
+                        conn.sendall(exc.reply)
         except OSError:
             return  # the client went away; what it had sent and we answered is committed
+        except Exception:  # no traceback (it could quote a report); the connection just ends
+            log.error("ingest: a connection failed unexpectedly")
         finally:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _one_batch(self, reader) -> bytes | None:
-        """Read one batch and return its reply; None at end of input with nothing read."""
+    def _authenticate(self, conn: socket.socket, reader: LineReader) -> bool:
+        nonce = wire.new_nonce()
+        conn.sendall(wire.server_hello(nonce))
+        refused = wire.error_reply(UsageError(
+            "authentication failed: send the proof of the ingest token first "
+            "(keyward.client does this)"), None)
+        try:
+            first = reader.readline(wire.MAX_HELLO, time.monotonic() + HELLO_DEADLINE)
+        except Closed:
+            if wire.looks_like_http(bytes(reader.buf[:16])):
+                return False
+            raise Closed("no authentication", refused) from None
+        if wire.looks_like_http(first):
+            return False  # a browser's POST: not a word back
+        client_nonce = wire.check_client_auth(first, self._token or "", nonce)
+        if client_nonce is None:
+            conn.sendall(refused)
+            return False
+        conn.sendall(wire.server_auth(self._token or "", nonce, client_nonce))
+        return True
+
+    def _one_batch(self, reader: LineReader) -> bytes | None:
+        """Read one batch and return its reply; None at end of input with nothing read.
+
+        Raise Closed (the connection ends) when the batch is too large or too slow: reading the
+        rest of it would only give its sender more of our memory and time.
+        """
         reports: list[Report] = []
         bad: bytes | None = None
-        number = 0
-        while True:
-            raw = reader.readline(wire.MAX_LINE + 1)
-            if not raw or raw in (b"\n", b"\r\n"):
-                break
+        number, size = 0, 0
+        raw = reader.readline(wire.MAX_LINE, time.monotonic() + IDLE_TIMEOUT, then=BATCH_DEADLINE)
+        deadline = reader.started + BATCH_DEADLINE
+        while raw and raw not in (b"\n", b"\r\n"):
             number += 1
-            if bad is not None:
-                continue  # read the rest of the bad batch so the next batch starts clean
-            if len(raw) > wire.MAX_LINE or number > wire.MAX_BATCH:
-                bad = wire.error_reply(UsageError("line too long or batch too large"), number)
-                continue
-            try:
-                reports.append(wire.decode_line(raw, number))
-            except UsageError as exc:
-                bad = wire.error_reply(exc, number)
+            size += len(raw)
+            if size > wire.MAX_BATCH_BYTES or number > wire.MAX_BATCH:
+                raise too_large("batch too large")
+            if bad is None:
+                try:
+                    reports.append(wire.decode_line(raw, number))
+                except UsageError as exc:
+                    bad = wire.error_reply(exc, number)
+            raw = reader.readline(wire.MAX_LINE, deadline)
         if bad is not None:
             return bad
         if not reports:
@@ -281,7 +382,9 @@ class IngestServer:
         if isinstance(exc, KeywardError):
             index = getattr(exc, "report_index", None)
             return wire.error_reply(exc, None if index is None else index + 1)
-        log.exception("recording an ingest batch failed")
+        from keyward.keystrings import redact
+
+        log.error("recording an ingest batch failed: %s: %s", exc.__class__.__name__, redact(str(exc)))
         return wire.error_reply(StorageError(f"recording failed: {exc.__class__.__name__}"), None)
 
     def _effects_loop(self) -> None:
@@ -289,5 +392,11 @@ class IngestServer:
             effects = self._effects.get()
             if effects is None:
                 return
-            fx.run(self.ctx, effects)
+            if self._stopping.is_set():
+                continue  # stopping: what is left is journaled and resumes at the next start
+            self._effects_running = True
+            try:
+                fx.run(self.ctx, effects)
+            finally:
+                self._effects_running = False
 

@@ -14,6 +14,8 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from keyward.errors import NotFound
+from keyward.keystrings import mask
 from keyward.quota.signals import Signal, parse_error
 from keyward.quota.windows import minute_floor, pacific_date
 from keyward.storage import store as q
@@ -41,8 +43,14 @@ class Recorder:
 
     def add(self, report: Report) -> tuple[str, Signal | None]:
         """Attribute and stage one report; return (key id attributed, signal for errors)."""
-        target = self.resolve(key=report.key, key_id=report.key_id, pool=report.pool,
-                              model=report.model)
+        try:
+            target = self.resolve(key_sha256=report.key_sha256, key_id=report.key_id,
+                                  pool=report.pool, model=report.model)
+        except NotFound as exc:
+            if report.key and str(exc).startswith("the reported key"):  # a local report: mask it
+                raise NotFound(f"the reported key {mask(report.key)} is not one keyward knows "
+                               "(see `keyward key list`)") from None
+            raise
         at = report.at or self.now
         if isinstance(report, UsageReport):
             minute = minute_floor(at)
@@ -73,6 +81,10 @@ class Recorder:
                 q.journal(self.s, "quota.exhausted", signal.reason, level="warning",
                           project=t.project_id, pool=t.pool_name, key_id=t.key_id, now=self.now)
                 self.effects.republish(t.pool_name, "exhausted")
+            return signal
+        if signal.kind == "no_key":  # the reporter's own mistake: no key is at fault
+            q.journal(self.s, "report.no_key", signal.reason, level="warning",
+                      project=t.project_id, pool=t.pool_name, key_id=t.key_id, now=self.now)
             return signal
         key = self.s.get(Key, t.key_pk)
         if signal.kind in ("invalid_key", "suspended") and key.state not in _GONE:

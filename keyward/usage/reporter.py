@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -90,13 +91,9 @@ def send_error(http_status: int, body: Any, *, pool: str | None = None, key: str
                key_id: str | None = None, model: str | None = None,
                config_path: str | None = None) -> None:
     """Record a refused Gemini call exactly as it came (see `keyward.client.report_error`)."""
-    if isinstance(body, (bytes, bytearray)):
-        body = bytes(body).decode("utf-8", errors="replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            pass  # kept as text: parse_error treats an unreadable body as such
+    from keyward.quota.signals import read_body
+
+    body = read_body(body)  # JSON when it is, else text: parse_error reads text as unreadable
     send_reports([ErrorReport(http_status, body, pool, key, key_id, model)], config_path=config_path)
 
 
@@ -107,7 +104,9 @@ def send_reports(reports: list[Report], *, config_path: str | None = None,
 
     Reports are validated here first, so a bad value fails the same way with or without a daemon.
     """
-    reports = [from_json(to_json(r)) for r in reports]
+    # Checked as the daemon would check them; the key string stays in this process (for the
+    # direct path's masked messages) and only its fingerprint goes on the wire.
+    reports = [replace(from_json(to_json(r)), key=r.key) for r in reports]
     config = config or _config(config_path)
     reply = _via_daemon(config, reports)
     if reply is not None:
@@ -157,12 +156,22 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
                         conn = socket.socket(family, socket.SOCK_STREAM)
                         conn.settimeout(CONNECT_TIMEOUT)
                         conn.connect(address)
+                        if family != socket.AF_UNIX:
+                            _authenticate(conn, config)
                         conns[address] = conn
                     conn.settimeout(REPLY_TIMEOUT)
                     conn.sendall(payload)
                     line = _read_line(conn)
-                    return json.loads(line)
-                except (OSError, ValueError) as exc:
+                    reply = json.loads(line)
+                    if not isinstance(reply, dict):
+                        raise ValueError("the answer is not a JSON object")
+                    return reply
+                except _NotTheDaemon as exc:
+                    conns.pop(address, None)
+                    conn.close()
+                    log.warning("ingest endpoint %s:%s: %s; recording directly", *address, exc)
+                    break
+                except (OSError, ValueError, RecursionError) as exc:
                     conns.pop(address, None)
                     if conn is not None:
                         conn.close()
@@ -172,12 +181,44 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
     return None
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    chunks = []
+class _NotTheDaemon(Exception):
+    """The TCP listener could not prove it holds the ingest token (or we hold none)."""
+
+
+def _authenticate(conn: socket.socket, config: "Config") -> None:
+    """Prove the token to the daemon and make it prove the token back; raise _NotTheDaemon if
+    either side cannot. The token itself never crosses the connection."""
+    from keyward.usage.token import read_token
+
+    hello = json.loads(_read_line(conn, wire.MAX_HELLO))
+    if not isinstance(hello, dict) or hello.get("keyward") != "ingest":
+        raise _NotTheDaemon("the listener does not speak keyward's ingest protocol")
+    nonce = hello.get("nonce")
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64:
+        raise _NotTheDaemon("the listener does not speak keyward's ingest protocol")
+    token = read_token(config)
+    if token is None:
+        raise _NotTheDaemon("this process cannot read the ingest token (it may report only "
+                            "if it may read the published key)")
+    line, client_nonce = wire.client_auth(token, nonce)
+    conn.sendall(line)
+    reply = json.loads(_read_line(conn, wire.MAX_HELLO))
+    if not wire.check_server_auth(reply, token, nonce, client_nonce):
+        raise _NotTheDaemon("the listener did not prove it holds the ingest token (not the daemon)")
+
+
+MAX_REPLY = 8 * 1024 * 1024  # an answer lists at most one result per error report of a batch
+
+
+def _read_line(conn: socket.socket, limit: int = MAX_REPLY) -> bytes:
+    chunks, size = [], 0
     while True:
         chunk = conn.recv(65536)
         if not chunk:
             raise ConnectionError("the daemon closed the connection before answering")
         chunks.append(chunk)
+        size += len(chunk)
         if chunk.endswith(b"\n"):
             return b"".join(chunks)
+        if size > limit:
+            raise ConnectionError("the answer is longer than any answer of the daemon")

@@ -224,7 +224,7 @@ def test_parse_error_leaked_key_403_is_invalid_key():
     assert parse_error(403, body, NOW).kind == "invalid_key"
 
 
-@pytest.mark.parametrize("reason", ["API_KEY_SERVICE_BLOCKED", "CONSUMER_SUSPENDED"])
+@pytest.mark.parametrize("reason", ["CONSUMER_SUSPENDED", "PROJECT_SUSPENDED"])
 def test_parse_error_403_suspension_reasons_are_suspended(reason):
     body = status_body(403, "PERMISSION_DENIED", "Permission denied.", reason)
     s = parse_error(403, body, NOW)

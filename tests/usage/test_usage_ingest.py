@@ -9,6 +9,7 @@ import stat
 from datetime import datetime, timezone
 
 import pytest
+from ingest_client import talk
 from usage_bodies import RPM_ID, quota_429, violation
 from usage_world import MODEL, POOL, make_world
 
@@ -41,16 +42,8 @@ def _local_requests(world, project_id: str) -> int:
     return days.get("local", (0, 0, 0))[0]
 
 
-def _talk(address, family, payload: bytes) -> list[dict]:
-    with socket.socket(family, socket.SOCK_STREAM) as conn:
-        conn.settimeout(10)
-        conn.connect(address)
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-    return [json.loads(line) for line in data.splitlines()]
+def _talk(address, family, payload: bytes, server=None) -> list[dict]:
+    return talk(address, family, payload, server._token if server is not None else None)
 
 
 def test_socket_is_group_accessible_only(world, server):
@@ -70,7 +63,7 @@ def test_batches_on_one_connection_are_each_answered_after_commit(world, server)
 def test_bad_line_is_named_and_nothing_of_its_batch_is_recorded(world, server):
     payload = (json.dumps({"type": "usage", "pool": POOL, "requests": 1}) + "\n"
                + '{"type": "usage", "requests": -1}\n' + "not json\n").encode()
-    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload, server)
     assert reply["ok"] is False and reply["line"] == 2 and reply["error"].startswith("line 2:")
     assert "requests" in reply["error"]
     assert _local_requests(world, "alpha-one") == 0
@@ -79,7 +72,7 @@ def test_bad_line_is_named_and_nothing_of_its_batch_is_recorded(world, server):
 def test_unknown_pool_in_a_batch_is_named_and_nothing_of_it_is_recorded(world, server):
     payload = (json.dumps({"type": "usage", "pool": POOL}) + "\n"
                + json.dumps({"type": "usage", "pool": "nowhere"}) + "\n").encode()
-    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload, server)
     assert reply["kind"] == "not_found" and reply["line"] == 2 and "nowhere" in reply["error"]
     assert _local_requests(world, "alpha-one") == 0
 
@@ -88,7 +81,7 @@ def test_error_report_through_socket_is_classified_in_the_answer(world, server, 
     body = json.loads(quota_429(violation(RPM_ID)))
     payload = (json.dumps({"type": "error", "http_status": 429, "body": body, "pool": POOL})
                + "\n").encode()
-    [reply] = _talk(server.tcp_address, socket.AF_INET, payload)
+    [reply] = _talk(server.tcp_address, socket.AF_INET, payload, server)
     assert reply["ok"] and reply["results"][0]["kind"] == "quota"
 
 
