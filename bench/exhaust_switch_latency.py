@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 MODEL = "gemini-2.5-flash"
 DEADLINE = 5.0
 

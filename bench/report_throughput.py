@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PROJECTS = ("bench-alpha", "bench-beta", "bench-gamma")
 MODEL = "gemini-2.5-flash"
 
@@ -91,7 +89,7 @@ def run(path: str, workers: int, each: int) -> tuple[float, int]:
         ctx, config_path, env, keys = make_world(Path(tmp))
         server = IngestServer(ctx, ctx.config.daemon.ingest_socket).start() if path == "socket" else None
         try:
-            child_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+            child_env = {**os.environ, **env}
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(config_path), str(each),
                                        json.dumps(keys)], env=child_env, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True) for _ in range(workers)]

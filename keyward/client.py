@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from keyward.errors import KeywardError, NotFound, NothingPublished, StorageError
+from keyward.published import published_state_path
 
 
-def published_state_path(runtime_dir: Path, pool: str) -> Path:
-    """Where the publisher records, without the secret, what it last published for `pool`."""
-    return runtime_dir / f"{pool}.state.json"
 
 
 def read_published_state(runtime_dir: Path, pool: str) -> dict[str, Any] | None:
@@ -30,13 +28,10 @@ def read_published_state(runtime_dir: Path, pool: str) -> dict[str, Any] | None:
 
 
 def pool_sinks(config, pool: str):
-    """The sinks a pool publishes to: as configured, or the default file sink for pools the CLI added."""
-    pool_cfg = config.pools.get(pool)
-    if pool_cfg is not None:
-        return pool_cfg.sinks
-    from keyward.config.pools import default_file_sink
+    """The sinks a pool publishes to (see keyward.config.pools.pool_sinks)."""
+    from keyward.config.pools import pool_sinks as sinks
 
-    return (default_file_sink(config.runtime_dir / f"{pool}.key"),)
+    return sinks(config, pool)
 
 
 def current_key(pool: str = "default", *, config_path: str | None = None,

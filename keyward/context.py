@@ -16,6 +16,7 @@ from keyward.config import find_config_path, load_config
 if TYPE_CHECKING:
     from keyward.config import Config
     from keyward.storage.store import Store
+    from keyward.usage.loads import LoadBook
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Context:
         self.clock = clock
         self.env = env
         self._store: Store | None = None
+        # The daemon's kept loads (keyward.usage.loads.LoadBook); None: read the database each time.
+        self.loads: LoadBook | None = None
 
     @classmethod
     def load(cls, config_path: str | None = None, *, env: Mapping[str, str] | None = None,
@@ -80,6 +83,9 @@ class Context:
 
                 self._store.sealer = sealer_for(config, self.env)
             new._store = self._store
+            if self.loads is not None:
+                self.loads.forget()  # pools and projects may have changed
+                new.loads = self.loads
         return new
 
     def now(self) -> datetime:

@@ -1,10 +1,15 @@
 """`keyward run`: the jobs of keyward.jobs on APScheduler timers, under systemd.
 
 Start-up order matters: the lock first (one daemon per database on a host), then the database, then
-the cleanup of anything a crash left (temp files, journaled rotations), then one full pass, and only
-then READY=1, so `systemctl start` returns when a key is published. Signals only set flags; the main
-thread acts on them, so no handler ever runs inside a job. The APScheduler job store is in memory:
-schedules come from the config, and job stores must never be shared between schedulers.
+the cleanup of temp files a crash left, then the sockets, then publishing every pool's key from what
+the database holds, and then READY=1: `systemctl start` returns once a key is published for every
+pool that can have one and `keyward status` answers, in seconds whatever Google's latency. The
+first full pass (journaled rotations resumed, rotations due, limits, usage) runs after READY, in a
+worker; the periodic jobs start when it ends. A pool whose projects have no key yet gets one from
+that pass. Signals only set flags; the main thread acts on them, so no handler ever runs inside a
+job. The APScheduler job store is in memory: schedules come from the config, and job stores must
+never be shared between schedulers. The daemon keeps each pool's loads in memory
+(keyward.usage.loads.LoadBook) so selection does not recompute them on every choice.
 """
 
 from __future__ import annotations
@@ -69,20 +74,28 @@ class Daemon:
         try:
             self.ctx = Context(config)
             self._check_secrets_at_rest()
+            if not once:
+                from keyward.usage.loads import LoadBook
+
+                self.ctx.loads = LoadBook()
             self.started_at = self.ctx.now()
             # A database keyward cannot use (newer schema, corrupt file, server gone) fails the
             # start with exit 1, so systemd's Restart= acts, instead of READY and endless failures.
             self.ctx.store
-            ok = self._startup()
             if once:
+                ok = self._startup()
                 ok = self.run_pass() and ok
                 return 0 if ok else 1
+            self._startup(local_only=True)
             self._start_servers()
-            if not self._first_pass():
-                return 0  # stopped during the first pass
+            jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
+            self._beat()
             self._start_scheduler()
+            self._start_first_pass()
             notifier.ready(self._summary())
             log.info("keyward daemon ready (%s)", self._summary())
+            if self.status_server is not None:
+                threading.Thread(target=self.status_server.warm, name="keyward-status-warm", daemon=True).start()
             self._main_loop(notifier)
             notifier.stopping()
             log.info("keyward daemon stopping")
@@ -97,13 +110,18 @@ class Daemon:
 
         at_rest.check(self.ctx)
 
-    def _startup(self) -> bool:
-        """Clean what a crash may have left behind: temp files of sinks, journaled rotations."""
+    def _startup(self, *, local_only: bool = False) -> bool:
+        """Clean what a crash may have left behind: temp files of sinks, journaled rotations.
+
+        With `local_only`, only the temp files: resuming rotations calls Google, which the first
+        pass does after READY (its rotation job resumes them first).
+        """
         from keyward.publishing import service as publishing
         from keyward.rotation import service as rotation
 
+        steps = [("cleanup", publishing.cleanup)] + ([] if local_only else [("resume", rotation.resume_open)])
         ok = True
-        for name, step in (("cleanup", publishing.cleanup), ("resume", rotation.resume_open)):
+        for name, step in steps:
             ok = jobs.run_job(jobs.JobSpec(name, 0, step), self.ctx) and ok
         return ok
 
@@ -117,28 +135,30 @@ class Daemon:
         self._beat()
         return ok
 
-    def _first_pass(self) -> bool:
-        """Run the first pass in a worker so that SIGTERM is honoured even during a slow rotation."""
-        done = threading.Event()
+    def _start_first_pass(self) -> threading.Thread:
+        """Run the first full pass in a worker, then schedule the periodic jobs.
+
+        The main loop meanwhile answers signals and pings the watchdog; SIGTERM during the pass
+        stops the daemon like during any job (the pass stops between jobs).
+        """
 
         def work() -> None:
             with self._busy:
                 self._running_jobs += 1
             try:
                 self.run_pass()
+                with self._busy:
+                    if not self._stopping() and self.scheduler is not None:
+                        self._schedule(self.ctx.config)
+                log.info("first pass done")
             finally:
                 with self._busy:
                     self._running_jobs -= 1
                     self._busy.notify_all()
-                done.set()
 
-        threading.Thread(target=work, name="keyward-first-pass", daemon=True).start()
-        while not done.wait(0.1):
-            if self._stopping():
-                return False
-        self.reload_event.clear()  # a reload asked for during start-up is already satisfied
-        self.stop_event.clear()
-        return True
+        thread = threading.Thread(target=work, name="keyward-first-pass", daemon=True)
+        thread.start()
+        return thread
 
     def _beat(self) -> None:
         try:
@@ -171,8 +191,13 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
-        self._schedule(self.ctx.config)
+        self._schedule_heartbeat(self.ctx.config)  # the jobs are added when the first pass ends
         self.scheduler.start()
+
+    def _schedule_heartbeat(self, config: "Config") -> None:
+        heartbeat = config.daemon.heartbeat.total_seconds()
+        self.scheduler.add_job(self._beat, "interval", id="heartbeat", replace_existing=True,
+                               seconds=heartbeat, misfire_grace_time=max(1, int(heartbeat)))
 
     def _schedule(self, config: "Config") -> None:
         heartbeat = config.daemon.heartbeat.total_seconds()
@@ -251,6 +276,10 @@ class Daemon:
             return
         try:
             new_ctx = self.ctx.with_config(config)
+            if new_ctx.loads is None:  # a new database: keep loads for it from scratch
+                from keyward.usage.loads import LoadBook
+
+                new_ctx.loads = LoadBook()
             new_ctx.store  # syncs the new config's pools and projects (opens a new database if moved)
         except Exception as exc:
             from keyward.failures import named

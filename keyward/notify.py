@@ -4,8 +4,10 @@ The protocol is one datagram of `KEY=VALUE` lines sent to the AF_UNIX socket nam
 `$NOTIFY_SOCKET` (a leading `@` means the Linux abstract namespace). When the variable is unset the
 daemon is not supervised by systemd and every call does nothing.
 
-Promise: no method here raises. Monitoring must never hide or break the main work, so a missing or
-dead socket is logged at debug level and ignored.
+Promise: no method here raises and none blocks. Monitoring must never hide or break the main work, so a
+missing or dead socket is logged at debug level and ignored, and a socket whose reader stopped reading
+(its queue full) drops the message instead of stalling the daemon's main loop, where SIGTERM is
+acted on.
 """
 
 from __future__ import annotations
@@ -101,8 +103,9 @@ class Notifier:
         payload = "".join(f"{k}={v}\n" for k, v in fields.items()).encode("utf-8")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)  # a full queue raises BlockingIOError instead of waiting
                 sock.connect(self._address)
-                sock.sendall(payload)
+                sock.send(payload)
         except OSError as exc:
             log.debug("could not notify systemd at %s: %s", self._socket_path, exc)
             return False

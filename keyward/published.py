@@ -53,6 +53,11 @@ def read_small_file(path: str | os.PathLike[str], limit: int) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
+def published_state_path(runtime_dir, pool: str):
+    """Where the publisher records, without the secret, what it last published for `pool`."""
+    return runtime_dir / f"{pool}.state.json"
+
+
 def read_published_file(path: str | os.PathLike[str], format: str = "raw") -> str | None:
     """Return the key in a file written by the file sink, or None if the file is missing or holds none.
 
@@ -80,12 +85,8 @@ def light_config(config_path: str | None = None,
     Applies the same precedence as load_config (environment, then the file, then the defaults)
     without validating anything: callers fall back to the full path on None or on any doubt.
     """
-    from keyward.config.paths import default_runtime_dir, default_state_dir, find_config_path, is_system_config
-    from keyward.errors import KeywardError
-
-    try:
-        path = find_config_path(config_path, env=env)
-    except KeywardError:
+    path = light_config_path(config_path, env)
+    if path is False:
         return None
     raw: dict = {}
     if path is not None:
@@ -97,12 +98,61 @@ def light_config(config_path: str | None = None,
         except (OSError, ValueError, RecursionError):
             return None
     environ = os.environ if env is None else env
-    system = is_system_config(path)
+    system = path is not None and os.path.normpath(path) == SYSTEM_CONFIG
     state_dir = (_expand(environ.get("KEYWARD_STATE_DIR")) or _expand(raw.get("state_dir"))
-                 or default_state_dir(env, system=system))
+                 or light_state_dir(environ, system))
     runtime_dir = (_expand(environ.get("KEYWARD_RUNTIME_DIR")) or _expand(raw.get("runtime_dir"))
-                   or default_runtime_dir(env, state_dir=state_dir, system=system))
-    return raw, str(runtime_dir)
+                   or light_runtime_dir(environ, state_dir, system))
+    return raw, runtime_dir
+
+
+# The rules of keyward.config.paths again, on strings: importing pathlib (and what it pulls in: re,
+# fnmatch, urllib.parse, ipaddress) would double the start-up cost of `keyward current`. A test
+# holds the two in agreement.
+SYSTEM_CONFIG = "/etc/keyward/keyward.toml"
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name, "") or None
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    return _get(environ, "HOME") or os.path.expanduser("~")
+
+
+def light_config_path(explicit: str | None, env: Mapping[str, str] | None) -> str | None | bool:
+    """The config file find_config_path would pick, None for none, False when it would raise."""
+    environ = os.environ if env is None else env
+    named = explicit or _get(environ, "KEYWARD_CONFIG")
+    if named:
+        path = os.path.expanduser(named)
+        return path if os.path.isfile(path) else False
+    base = _get(environ, "XDG_CONFIG_HOME") or os.path.join(_home(environ), ".config")
+    for path in (os.path.join(base, "keyward", "keyward.toml"), SYSTEM_CONFIG):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def light_state_dir(environ: Mapping[str, str], system: bool) -> str:
+    if _get(environ, "KEYWARD_STATE_DIR"):
+        return os.path.expanduser(environ["KEYWARD_STATE_DIR"])
+    if os.geteuid() == 0 or system:
+        return "/var/lib/keyward"
+    base = _get(environ, "XDG_STATE_HOME") or os.path.join(_home(environ), ".local", "state")
+    return os.path.join(base, "keyward")
+
+
+def light_runtime_dir(environ: Mapping[str, str], state_dir: str | None, system: bool) -> str:
+    if _get(environ, "KEYWARD_RUNTIME_DIR"):
+        return os.path.expanduser(environ["KEYWARD_RUNTIME_DIR"])
+    if _get(environ, "RUNTIME_DIRECTORY"):
+        return environ["RUNTIME_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0 or system:
+        return "/run/keyward"
+    if _get(environ, "XDG_RUNTIME_DIR"):
+        return os.path.join(environ["XDG_RUNTIME_DIR"], "keyward")
+    return os.path.join(state_dir or light_state_dir(environ, system), "run")
 
 
 def fast_current(pool: str, config_path: str | None = None, env: Mapping[str, str] | None = None) -> str | None:

@@ -86,9 +86,9 @@ def iso(ts: datetime | None) -> str | None:
 
 def build_status(ctx: "Context") -> dict[str, Any]:
     """Return the status dict documented above, read in one read transaction."""
-    from keyward.client import pool_sinks
+    from keyward.config.pools import pool_sinks
     from keyward.storage import store as q
-    from keyward.usage.accounting import pool_loads
+    from keyward.usage.loads import pool_loads
 
     now = ctx.now()
     with ctx.store.read() as s:

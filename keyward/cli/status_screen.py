@@ -4,6 +4,11 @@
 current key and why it was chosen, one block per project with a bar per limit, the keys table, and
 the warnings last, where the eye ends. It reads only the dict, so what the text says and what
 `--json` says never disagree.
+
+Past `SUMMARY_THRESHOLD` projects a screen of every project is thousands of lines nobody reads, so
+the screen summarises: per pool the counts of projects by state and the `top` most loaded ones (the
+current one always among them), and only the keys that are current or need attention, with counts
+of the rest. `--all` prints everything.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from keyward.cli.render import span, table
 BAR_WIDTH = 10
 RED, YELLOW, GREEN, BOLD, RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
 CLEAR = "\x1b[H\x1b[2J"
+SUMMARY_THRESHOLD = 30
+TOP_DEFAULT = 10
 
 
 def _t(value: str | None) -> datetime | None:
@@ -62,9 +69,14 @@ class _Paint:
         return f"{code}{text}{RESET}" if self.color else text
 
 
-def render(status: dict[str, Any], now: datetime, color: bool = False) -> str:
-    """Return the status screen for `status` (a build_status dict) as seen at `now`."""
+def render(status: dict[str, Any], now: datetime, color: bool = False, top: int | None = None) -> str:
+    """Return the status screen for `status` (a build_status dict) as seen at `now`.
+
+    With `top` set and more than SUMMARY_THRESHOLD projects, summarise (see the module docstring);
+    with `top` None list every project and key.
+    """
     paint = _Paint(color)
+    summary = top is not None and len(status["projects"]) > SUMMARY_THRESHOLD
     lines = [paint(f"keyward status at {now.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC", BOLD)]
     d = status["daemon"]
     if d["running"]:
@@ -79,8 +91,13 @@ def render(status: dict[str, Any], now: datetime, color: bool = False) -> str:
         lines.append(paint("daemon: NOT RUNNING", RED))
     projects = {p["project_id"]: p for p in status["projects"]}
     for pool in status["pools"]:
-        lines += [""] + _pool(pool, projects, now, paint)
+        lines += [""] + _pool(pool, projects, now, paint, top if summary else None)
     keys = [(p["project_id"], k) for p in status["projects"] for k in p["keys"]]
+    if summary and keys:
+        lines += ["", paint("KEYS", BOLD) + "  " + _key_counts(k for _pid, k in keys)]
+        keys = [(pid, k) for pid, k in keys if _notable(k, now)]
+        if keys:
+            lines.append("  current keys and keys needing attention (all of them: --all):")
     if keys:
         lines += ["", paint("KEYS", BOLD), table(
             ["PROJECT", "KEY ID", "KIND", "STATE", "KEY", "AGE", "ROTATE", "GRACE UNTIL", ""],
@@ -103,7 +120,8 @@ def span_s(seconds: int) -> str:
     return span(timedelta(seconds=seconds))
 
 
-def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: _Paint) -> list[str]:
+def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: _Paint,
+          top: int | None = None) -> list[str]:
     out = [paint(f"POOL {pool['name']}", BOLD) + f"  model {pool['model']}  margin {pool['margin'] * 100:.0f}%"]
     cur = pool["current"]
     if cur is None:
@@ -115,11 +133,58 @@ def _pool(pool: dict[str, Any], projects: dict[str, Any], now: datetime, paint: 
     if pool["all_exhausted"]:
         out.append(paint("  ALL PROJECTS EXHAUSTED: the least-bad key stays published", RED))
     out.append("  sinks: " + ("; ".join(pool["sinks"]) or "none"))
-    for project_id in pool["projects"]:
-        p = projects.get(project_id)
-        if p is not None:
-            out += _project(p, cur, now, paint)
+    members = [projects[pid] for pid in pool["projects"] if pid in projects]
+    if top is not None:
+        return out + _pool_summary(members, cur, now, paint, top)
+    for p in members:
+        out += _project(p, cur, now, paint)
     return out
+
+
+def _project_state(p: dict[str, Any]) -> str:
+    if p["exhausted"]:
+        return "exhausted"
+    if p["no_quota"]:
+        return "no quota"
+    if p["load"] is None:
+        return "no limits known"
+    return "over 80%" if p["load"] >= 0.8 else "available"
+
+
+def _counts(values) -> str:
+    counted: dict[str, int] = {}
+    for value in values:
+        counted[value] = counted.get(value, 0) + 1
+    return ", ".join(f"{n:,} {name}" for name, n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _pool_summary(members: list[dict[str, Any]], cur: dict[str, Any] | None, now: datetime, paint: _Paint,
+                  top: int) -> list[str]:
+    """Counts by state, then the `top` most loaded projects (exhausted first), the current one always."""
+    out = [f"  projects: {len(members):,}" + (f" ({_counts(_project_state(p) for p in members)})" if members else "")]
+    ranked = sorted(members, key=lambda p: (not p["exhausted"], -(p["load"] or 0.0), p["project_id"]))
+    shown = ranked[:top]
+    current = cur["project_id"] if cur else None
+    if current and all(p["project_id"] != current for p in shown):
+        shown += [p for p in members if p["project_id"] == current]
+    if shown:
+        out.append(f"  most loaded {min(top, len(ranked))}" + (", and the current one:" if len(shown) > top else ":"))
+    for p in shown:
+        out += _project(p, cur, now, paint)
+    hidden = len(members) - len(shown)
+    if hidden > 0:
+        out.append(f"  … {hidden:,} more project(s) (all of them: keyward status --all)")
+    return out
+
+
+def _key_counts(keys) -> str:
+    return _counts(k["state"] for k in keys)
+
+
+def _notable(k: dict[str, Any], now: datetime) -> bool:
+    """A key an operator must see in a summary: current, not active, standard, or overdue."""
+    overdue = k["rotate_after"] is not None and _t(k["rotate_after"]) < now
+    return k["current"] or k["state"] != "active" or k["kind"] == "standard" or overdue
 
 
 def _project(p: dict[str, Any], cur: dict[str, Any] | None, now: datetime, paint: _Paint) -> list[str]:
@@ -177,10 +242,10 @@ def watch(draw: Callable[[], str], interval: float, *, iterations: int | None = 
         pass
 
 
-def screen(text: str, color: bool) -> str:
+def screen(text: str, color: bool, top: int | None = TOP_DEFAULT) -> str:
     """Render the status JSON text as the screen, as of the moment it was generated."""
     data = json.loads(text)
-    return render(data, datetime.fromisoformat(data["generated_at"]), color=color).rstrip("\n")
+    return render(data, datetime.fromisoformat(data["generated_at"]), color=color, top=top).rstrip("\n")
 
 
 def from_daemon(config_path: str | None) -> str | None:
@@ -215,12 +280,20 @@ def fast_main(args: list[str], config_path: str | None = None) -> int | None:
     for arg in [a for a in rest if a.startswith("--config=")]:
         config_path = arg.split("=", 1)[1]
         rest.remove(arg)
-    if not set(rest) <= {"--json", "--color", "--no-color", "--check"}:
+    if not set(rest) <= {"--json", "--pretty", "--all", "--color", "--no-color", "--check"}:
         return None
     text = from_daemon(config_path)
     if text is None:
         return None
+    code = EXIT_ERRORS_SHOWN if "--check" in rest and shows_error(text) else 0
     color = use_color(True if "--color" in rest else False if "--no-color" in rest else None)
-    sys.stdout.write((text if "--json" in rest else screen(text, color)) + "\n")
+    if "--json" in rest:
+        if "--pretty" in rest:
+            from keyward.status_socket import pretty
+
+            text = pretty(text)
+    else:
+        text = screen(text, color, top=None if "--all" in rest else TOP_DEFAULT)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
-    return EXIT_ERRORS_SHOWN if "--check" in rest and shows_error(text) else 0
+    return code

@@ -73,6 +73,9 @@ _EXAMPLE = '''\
 # day_retention = "90d"
 # Cloud Monitoring data arrives a few minutes late: every poll reads this far back again.
 # monitoring_lag = "5m"
+# How many projects are polled at once (1 to 64). Each poll makes two Monitoring reads, which
+# count against the quota project's read quota (6,000 per minute by default).
+# poll_workers = 8
 
 [selection]
 # Publish another project's key only when that project is less loaded by at least this

@@ -67,6 +67,14 @@ def default_file_sink(path: Path) -> SinkConfig:
     return SinkConfig("file", {"path": path, "format": "raw", "mode": 0o600, "group": None})
 
 
+def pool_sinks(config, pool: str) -> tuple[SinkConfig, ...]:
+    """The sinks a pool publishes to: as configured, or the default file sink for pools the CLI added."""
+    pool_cfg = config.pools.get(pool)
+    if pool_cfg is not None:
+        return tuple(pool_cfg.sinks)
+    return (default_file_sink(config.runtime_dir / f"{pool}.key"),)
+
+
 def build_sink(raw: Any, path: KeyPath, pool: str, sink_types: Collection[str], problems: Problems) -> SinkConfig | None:
     table = table_or_none(raw, path, problems)
     if table is None:

@@ -44,6 +44,7 @@ USAGE: dict[str, v.Checker] = {
     "minute_retention": v.duration(HOUR),
     "day_retention": v.duration(DAY),
     "monitoring_lag": v.duration(maximum=DAY),
+    "poll_workers": v.int_between(1, 64),
 }
 SELECTION: dict[str, v.Checker] = {
     "margin": v.fraction,

@@ -79,6 +79,21 @@ def positive_int(value: Any, path: KeyPath, problems: Problems) -> Any:
     return value
 
 
+def int_between(minimum: int, maximum: int) -> Checker:
+    """Return a checker for a whole number in [minimum, maximum]."""
+
+    def check(value: Any, path: KeyPath, problems: Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.add(path, f"expected a whole number, got {describe(value)}")
+            return INVALID
+        if not minimum <= value <= maximum:
+            problems.add(path, f"must be between {minimum} and {maximum}, got {value}")
+            return INVALID
+        return value
+
+    return check
+
+
 def text(pattern: str | None = None, hint: str = "", empty_is_none: bool = False) -> Checker:
     """Return a checker for a string, optionally matching `pattern` (full match); `hint` says what fits."""
     compiled = re.compile(pattern) if pattern else None

@@ -4,8 +4,9 @@
 fetch), pointed at the emulator when `KEYWARD_GOOGLE_EMULATOR_HOST` is set, with an HTTP timeout of
 our choosing. `Caller.run` executes one request with `num_retries=0`, turns every failure into a
 keyward error, insists the answer is a JSON object, and retries Transient errors within the
-client's budget. Connections are closed after every call. httplib2 is not thread-safe: use one
-client per thread.
+client's budget. Connections are closed after every call, unless the client is built with
+`keep_alive=True` for a burst of calls (a Monitoring pass), whose owner calls `close()` at the end.
+httplib2 is not thread-safe: use one client per thread.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Caller:
     """Runs requests for one client: translation, shape check and retries in one place."""
 
     def __init__(self, retry_budget: float, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[int, float, Transient], None] | None = None):
+                 on_retry: Callable[[int, float, Transient], None] | None = None, keep_alive: bool = False):
+        self.keep_alive = keep_alive
         self.retry_budget = retry_budget
         self.sleep = sleep
         self.on_retry = on_retry
@@ -70,7 +72,8 @@ class Caller:
         except Exception as exc:  # every failure crosses this boundary as a keyward error
             raise translate(exc, action=action, project=project) from _cause(exc, action)
         finally:
-            _close(request)
+            if not self.keep_alive:
+                _close(request)
 
     def run(self, make_request: Callable[[], Any], *, action: str,
             project: str | None) -> dict[str, Any]:
@@ -139,12 +142,19 @@ class DiscoveryClient:
 
     def __init__(self, credentials: Any = None, api: Any = None, *, retry_budget: float = 120.0,
                  timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[int, float, Transient], None] | None = None):
+                 on_retry: Callable[[int, float, Transient], None] | None = None, keep_alive: bool = False):
         self._credentials = credentials
         self._api = api
         self._timeout = timeout
         self._sleep = sleep
-        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry)
+        self._caller = Caller(retry_budget, sleep=sleep, on_retry=on_retry, keep_alive=keep_alive)
+
+    def close(self) -> None:
+        """Close the kept-alive connection, if any (a later call opens a new one)."""
+        http = getattr(self._api, "_http", None) if self._api is not None else None
+        close = getattr(http, "close", None)
+        if callable(close):
+            close()
 
     @property
     def api(self) -> Any:

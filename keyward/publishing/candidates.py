@@ -8,6 +8,7 @@ offered as unusable.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -63,3 +64,68 @@ def build_candidates(
             usable=offer.has_secret and offer.state == "active",
         ))
     return out
+
+
+@dataclass
+class PoolOffers:
+    """A pool's active keys kept between choices: in store order, and grouped by project."""
+
+    offers: list[KeyOffer]
+    by_project: dict[str, list[KeyOffer]]
+    key_ids: dict[str, str]  # key id -> its project id
+    unseen: list[tuple[float, str]] | None = None  # projects without load facts, as order entries
+
+    def unseen_in(self, loads: Mapping[str, LoadFacts]) -> list[tuple[float, str]]:
+        """Order entries (no known load counts as 0) for the projects `loads` lacks; kept with the
+        offers, since the projects a book knows change only when both are read again."""
+        if self.unseen is None:
+            self.unseen = sorted((0.0, pid) for pid in self.by_project if pid not in loads)
+        return self.unseen
+
+    @classmethod
+    def of(cls, offers: list[KeyOffer]) -> "PoolOffers":
+        by_project: dict[str, list[KeyOffer]] = {}
+        for offer in offers:
+            by_project.setdefault(offer.project_id, []).append(offer)
+        return cls(offers, by_project, {o.key_id: o.project_id for o in offers})
+
+
+def top_candidates(
+    order: Iterable[tuple[float, str]],
+    loads: Mapping[str, LoadFacts],
+    offers: PoolOffers,
+    current_key_id: str | None,
+    now: datetime,
+) -> list[Candidate] | None:
+    """Return the candidates `choose()` decides on, read from the top of the load order.
+
+    That is every candidate of the two least-loaded projects with a usable, unexhausted key, of
+    projects not in the order yet (unknown load counts as none), and of the current key's project:
+    choose() picks the best and names the runner-up from these exactly as from all of them. Return
+    None when fewer than one such project is found (all exhausted, or none usable): then choose()
+    needs every candidate.
+    """
+    # Projects the order has not seen yet have no known load, which counts as 0: walk them in place.
+    unseen = offers.unseen_in(loads)
+    picked: list[str] = []
+    live = 0
+
+    def is_live(pid: str) -> bool:
+        facts = loads.get(pid)
+        if facts is not None and facts.exhausted_until is not None and facts.exhausted_until > now:
+            return False
+        # Only the keys build_candidates offers count: the newest of the project, and the current one.
+        return any(c.usable for c in build_candidates(offers.by_project[pid], loads, current_key_id))
+
+    for _key, pid in heapq.merge(unseen, order):
+        if live >= 2:
+            break
+        if pid in offers.by_project and is_live(pid):
+            picked.append(pid)
+            live += 1
+    if live == 0:
+        return None
+    current = offers.key_ids.get(current_key_id) if current_key_id else None
+    if current is not None and current not in picked:
+        picked.append(current)
+    return build_candidates([o for pid in picked for o in offers.by_project[pid]], loads, current_key_id)

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from keyward.errors import KeywardError, PublishError
 from keyward.keystrings import redact
-from keyward.publishing.candidates import KeyOffer, LoadFacts, build_candidates
+from keyward.publishing.candidates import KeyOffer, LoadFacts, PoolOffers, build_candidates, top_candidates
 from keyward.publishing.sinkset import sinks_for
 from keyward.publishing.statefile import cleanup_state_temp_files, write_state
-from keyward.quota.selection import choose
+from keyward.quota.selection import Candidate, choose
 from keyward.storage import store as q
 
 if TYPE_CHECKING:
@@ -37,11 +37,14 @@ if TYPE_CHECKING:
 
     from keyward.context import Context
     from keyward.storage.models import Pool
+    from keyward.usage.loads import LoadBook
 
 log = logging.getLogger(__name__)
 
 STATE_LABEL = "state file"
 NO_KEY_MARK = "no usable key"
+# Triggers after which the pool's active keys are the same as before: the kept offers stay valid.
+KEPT_OFFERS_TRIGGERS = ("timer", "exhausted")
 
 
 @dataclass
@@ -79,7 +82,7 @@ class _Decision:
 
 
 def _loads(s: "Session", pool: "Pool", now: datetime) -> dict[str, LoadFacts]:
-    from keyward.usage.accounting import pool_loads
+    from keyward.usage.loads import pool_loads
 
     return {pl.project_id: LoadFacts(pl.load, pl.exhausted_until) for pl in pool_loads(s, pool, now)}
 
@@ -91,6 +94,9 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     Raise NotFound for an unknown pool name before doing anything, and PublishError after every
     pool was tried when any sink or state file could not be written.
     """
+    book = getattr(ctx, "loads", None)
+    if book is not None and trigger not in KEPT_OFFERS_TRIGGERS:
+        book.forget_offers()  # a key was promoted, retired, reinstated or taken out
     with ctx.store.read() as s:
         names = [p.name for p in q.list_pools(s)] if pools is None else [q.get_pool(s, n).name for n in pools]
     results: list[PublishResult] = []
@@ -168,19 +174,20 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
     """Choose the pool's key and record it on the pool row, journaled, in one write transaction."""
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
-        keys = list(q.active_keys_in_pool(s, pool))
-        offers = [KeyOffer(k.project.project_id, k.key_id, k.has_secret, k.state) for k in keys]
-        if pool.current_key_id and all(k.key_id != pool.current_key_id for k in keys):
-            # Offer the current key as unusable so the journal says why it was left (invalid, retired).
-            gone = q.find_key(s, pool.current_key_id)
-            if gone is not None and gone.project.pool_id == pool.id:
-                offers.append(KeyOffer(gone.project.project_id, gone.key_id, False, gone.state))
-        candidates = build_candidates(offers, _loads(s, pool, now), pool.current_key_id)
+        book = getattr(ctx, "loads", None)
+        candidates = (_candidates(s, pool, now) if book is None
+                      else _kept_candidates(s, book, pool, now))
         choice = choose(candidates, pool.current_key_id, now, ctx.config.pool_margin(name))
+        key = q.find_key(s, choice.key_id) if choice.key_id else None
+        if book is not None and choice.key_id and not _publishable(key, pool):
+            # Kept offers went stale (a key changed in another process): decide from the database.
+            book.forget_offers()
+            candidates = _kept_candidates(s, book, pool, now)
+            choice = choose(candidates, pool.current_key_id, now, ctx.config.pool_margin(name))
+            key = q.find_key(s, choice.key_id) if choice.key_id else None
         was_exhausted = bool(pool.all_exhausted)
         if choice.key_id is None:
             return _keep_last(s, pool, choice.reason, trigger, now)
-        key = next(k for k in keys if k.key_id == choice.key_id)
         switched = choice.key_id != pool.current_key_id
         pool.current_key_id = choice.key_id
         pool.current_reason = choice.reason
@@ -204,6 +211,48 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
             log.info("pool %s: a project has quota again", name)
         return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
                          choice.all_exhausted, pool.published_key_id, pool.published_at)
+
+
+def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:
+    return [KeyOffer(pid, key_id, bool(has_secret), state)
+            for pid, key_id, has_secret, state in q.active_key_offers(s, pool)]
+
+
+def _gone_current(s: "Session", pool: "Pool") -> KeyOffer | None:
+    """The current key when it is no longer active, offered as unusable so the journal says why it
+    was left (invalid, retired)."""
+    gone = q.find_key(s, pool.current_key_id) if pool.current_key_id else None
+    if gone is not None and gone.project.pool_id == pool.id:
+        return KeyOffer(gone.project.project_id, gone.key_id, False, gone.state)
+    return None
+
+
+def _candidates(s: "Session", pool: "Pool", now: datetime) -> list[Candidate]:
+    """Every candidate, from the database (a process without kept loads: the CLI)."""
+    offers = _offers(s, pool)
+    if pool.current_key_id and all(o.key_id != pool.current_key_id for o in offers):
+        offers += [g for g in [_gone_current(s, pool)] if g is not None]
+    return build_candidates(offers, _loads(s, pool, now), pool.current_key_id)
+
+
+def _kept_candidates(s: "Session", book: "LoadBook", pool: "Pool", now: datetime) -> list[Candidate]:
+    """The candidates from the top of the daemon's kept loads (see keyward.usage.loads)."""
+    kept = book.pool(s, pool, now)
+    if kept.offers is None or (pool.current_key_id and pool.current_key_id not in kept.offers.key_ids):
+        kept.offers = PoolOffers.of(_offers(s, pool))
+    offers: PoolOffers = kept.offers
+    facts = kept.loads  # ProjectLoads carry the LoadFacts fields
+    top = top_candidates(kept.order, facts, offers, pool.current_key_id, now)
+    candidates = build_candidates(offers.offers, facts, pool.current_key_id) if top is None else top
+    if pool.current_key_id and pool.current_key_id not in offers.key_ids:
+        gone = _gone_current(s, pool)
+        if gone is not None:
+            candidates += build_candidates([gone], facts, pool.current_key_id)
+    return candidates
+
+
+def _publishable(key, pool: "Pool") -> bool:
+    return key is not None and key.state == "active" and key.has_secret and key.project.pool_id == pool.id
 
 
 def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime) -> _Decision:

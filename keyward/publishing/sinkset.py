@@ -12,7 +12,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from keyward.client import pool_sinks
+from keyward.config.pools import pool_sinks
 from keyward.errors import KeywardError
 from keyward.sinks import Sink, build_sink
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from keyward.atomicfile import AtomicWriteError, remove_temp_files, replace_file
-from keyward.client import published_state_path
+from keyward.published import published_state_path
 from keyward.errors import PublishError
 
 log = logging.getLogger(__name__)

@@ -409,3 +409,15 @@ def events_after(s: Session, after_id: int, kinds: Sequence[str]) -> Sequence[Ev
     """Journal events newer than event `after_id` whose kind is one of `kinds`, oldest first."""
     return s.scalars(select(Event).where(Event.id > after_id, Event.kind.in_(list(kinds)))
                      .order_by(Event.id)).all()
+
+
+def active_key_offers(s: Session, pool: Pool) -> Sequence:
+    """The pool's active keys as plain rows (project_id, key_id, has_secret, state), newest first per
+    project: what selection needs, without building an ORM object per key (most of the cost at
+    thousands of projects)."""
+    return s.execute(
+        select(Project.project_id, Key.key_id, Key.sealed.is_not(None), Key.state)
+        .join(Project)
+        .where(Project.pool_id == pool.id, Key.state == "active")
+        .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
+    ).all()

@@ -233,12 +233,16 @@ class PoolRows:
 
 
 def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
-              now: datetime) -> PoolRows:
-    """Read one pool's projects, limits, recent minutes, today's totals and live exhaustion."""
-    in_pool = select(Project.id).where(Project.pool_id == pool_id).scalar_subquery()
-    projects = [(r[0], r[1]) for r in s.execute(
-        select(Project.id, Project.project_id).where(Project.pool_id == pool_id)
-        .order_by(Project.project_id))]
+              now: datetime, project_pks: Iterable[int] | None = None) -> PoolRows:
+    """Read one pool's projects, limits, recent minutes, today's totals and live exhaustion (only of
+    the projects `project_pks`, when given)."""
+    members = select(Project.id).where(Project.pool_id == pool_id)
+    listing = select(Project.id, Project.project_id).where(Project.pool_id == pool_id)
+    if project_pks is not None:
+        wanted = sorted(set(project_pks))
+        members, listing = members.where(Project.id.in_(wanted)), listing.where(Project.id.in_(wanted))
+    in_pool = members.scalar_subquery()
+    projects = [(r[0], r[1]) for r in s.execute(listing.order_by(Project.project_id))]
     lt = Limit.__table__
     limits = {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in s.execute(
         select(lt.c.project_pk, lt.c.model, lt.c.rpm, lt.c.tpm, lt.c.rpd, lt.c.source)

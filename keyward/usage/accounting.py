@@ -96,6 +96,9 @@ def record_batch(ctx: "Context", reports: Iterable[Report], *, run_effects: bool
             key_ids.append(key_id)
             signals.append(signal)
         recorder.flush()
+    book = getattr(ctx, "loads", None)
+    if book is not None:  # before the effects run: a republish must see these reports
+        book.touch(recorder.touched)
     if pending is not None:
         pending.merge(recorder.effects)
     if run_effects and recorder.effects:

@@ -40,6 +40,7 @@ class Recorder:
         self.effects = Effects()
         self._usage: dict[tuple[int, str, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
         self._days: dict[tuple[int, str, datetime], date] = {}
+        self.touched: set[int] = set()  # projects whose usage or exhaustion these reports change
 
     def add(self, report: Report) -> tuple[str, Signal | None]:
         """Attribute and stage one report; return (key id attributed, signal for errors)."""
@@ -52,6 +53,7 @@ class Recorder:
                                "(see `keyward key list`)") from None
             raise
         at = report.at or self.now
+        self.touched.add(target.key.project_pk)
         if isinstance(report, UsageReport):
             minute = minute_floor(at)
             slot = (target.key.project_pk, target.model, minute)

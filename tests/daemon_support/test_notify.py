@@ -134,3 +134,24 @@ def test_watchdog_interval_when_pid_is_another_process_is_none():
 @pytest.mark.parametrize("usec", ["", "0", "-5", "soon"])
 def test_watchdog_interval_when_usec_absent_or_malformed_is_none(usec):
     assert Notifier.from_env({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": usec}).watchdog_interval() is None
+
+
+def test_send_when_reader_stopped_reading_returns_false_instead_of_blocking(path_socket):
+    import threading
+
+    _sock, path = path_socket  # bound, never read: its queue fills up
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": path})
+    outcomes: list[bool] = []
+
+    def flood() -> None:
+        for _ in range(100_000):
+            outcomes.append(notifier.status("x" * 512))
+            if not outcomes[-1]:
+                return
+
+    worker = threading.Thread(target=flood, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+
+    assert not worker.is_alive(), "a send blocked on a full notify socket"
+    assert outcomes[0] is True and outcomes[-1] is False

@@ -98,3 +98,10 @@ def test_status_json_when_run_as_a_process_is_valid_json(setup):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["projects"][0]["keys"][0]["masked"] == f"AQ.…{secret[-4:]}"
     assert secret not in proc.stdout + proc.stderr
+
+
+def test_status_cli_when_json_is_compact_unless_pretty(setup):
+    path, _ = setup
+    compact, indented = _run(path, "--json").output, _run(path, "--json", "--pretty").output
+    assert compact.count("\n") == 1 and indented.startswith('{\n  "daemon": {')
+    assert json.loads(compact) == json.loads(indented)

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from keyward import inventory
 from keyward.config import load_config
 from keyward.context import Context
-from keyward.status_socket import StatusServer, fetch, socket_path
+from keyward.status_socket import CACHE_SECONDS, StatusCache, StatusServer, fetch, pretty, socket_path
 from support.fakes import fake_auth_key
 
 
@@ -21,7 +23,7 @@ def _world(tmp_path: Path) -> tuple[Context, dict[str, str]]:
     return ctx, env
 
 
-def test_fetch_when_daemon_serves_status_returns_the_json_of_now(tmp_path):
+def test_fetch_when_daemon_serves_status_returns_compact_json_that_follows_changes(tmp_path):
     ctx, _ = _world(tmp_path)
     secret = fake_auth_key()
     inventory.add_key(ctx, "alpha-project-1", secret)
@@ -32,8 +34,12 @@ def test_fetch_when_daemon_serves_status_returns_the_json_of_now(tmp_path):
         data = json.loads(text)
         assert data["schema_version"] == 1
         assert [p["project_id"] for p in data["projects"]] == ["alpha-project-1"]
-        inventory.add_project(ctx, "bravo-project-2")  # nothing cached: the next answer sees it
-        assert len(json.loads(fetch(ctx.config.runtime_dir))["projects"]) == 2
+        assert "\n" not in text and text.startswith("{\"schema_version\":1,")  # compact
+        inventory.add_project(ctx, "bravo-project-2")  # cached for at most CACHE_SECONDS
+        deadline = time.monotonic() + 10 * CACHE_SECONDS
+        while len(json.loads(fetch(ctx.config.runtime_dir))["projects"]) != 2:
+            assert time.monotonic() < deadline, "the daemon's status never showed the new project"
+            time.sleep(0.05)
     finally:
         server.stop()
         ctx.close()
@@ -67,3 +73,83 @@ def test_status_command_when_no_daemon_builds_it_from_the_database(tmp_path):
     data = json.loads(result.stdout)
     assert data["projects"][0]["project_id"] == "alpha-project-1"
     assert data["daemon"]["running"] is False
+
+
+def test_status_cache_when_asked_within_max_age_reuses_the_text_then_rebuilds():
+    now = [100.0]
+    built: list[int] = []
+    cache = StatusCache(lambda: built.append(1) or f"status {len(built)}", max_age=1.0, clock=lambda: now[0],
+                        spawn=lambda work: work())
+    assert cache.get() == "status 1"
+    now[0] += 0.5
+    assert cache.get() == "status 1"
+    now[0] += 0.6
+    assert cache.get() == "status 2"
+    cache.invalidate()
+    assert cache.get() == "status 3" and cache.builds == 3
+
+
+def test_status_cache_when_stale_answers_at_once_and_rebuilds_in_the_background():
+    now = [0.0]
+    release = threading.Event()
+    texts = iter(["first", "second"])
+
+    def build() -> str:
+        text = next(texts)
+        if text == "second":
+            assert release.wait(10)
+        return text
+
+    cache = StatusCache(build, max_age=1.0, clock=lambda: now[0])
+    assert cache.get() == "first"
+    now[0] += 5
+    assert cache.get() == "first"  # stale: served while the rebuild waits
+    assert cache.get() == "first" and cache.builds == 1  # one rebuild at a time
+    release.set()
+    deadline = time.monotonic() + 10
+    while cache.get() != "second":
+        assert time.monotonic() < deadline, "the background rebuild never landed"
+        time.sleep(0.01)
+
+
+def test_status_cache_when_a_rebuild_fails_keeps_the_last_text():
+    now = [0.0]
+    calls = []
+
+    def build() -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return f"status {len(calls)}"
+
+    cache = StatusCache(build, max_age=1.0, clock=lambda: now[0], spawn=lambda work: work())
+    assert cache.get() == "status 1"
+    now[0] += 2
+    assert cache.get() == "status 1"
+    assert cache.get() == "status 3"
+
+
+def test_status_cache_when_many_ask_during_a_build_builds_once():
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_build() -> str:
+        started.set()
+        assert release.wait(10)
+        return "the status"
+
+    cache = StatusCache(slow_build, max_age=60)
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(cache.get())) for _ in range(8)]
+    threads[0].start()
+    assert started.wait(10)
+    for t in threads[1:]:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert answers == ["the status"] * 8 and cache.builds == 1
+
+
+def test_pretty_when_given_compact_status_indents_and_sorts_keys():
+    assert pretty('{"b":1,"a":[2]}') == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}'

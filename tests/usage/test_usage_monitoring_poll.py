@@ -130,3 +130,35 @@ def test_refresh_limits_reads_google_for_projects_without_config_limits(world, e
     with world.ctx.store.read() as s:
         load = {l.project_id: l for l in accounting.pool_loads(s, q.get_pool(s, POOL), world.ctx.now())}
     assert load["alpha-one"].limits.rpm == 100 and load["alpha-one"].limit_source == "google"
+
+
+def test_poll_without_a_source_uses_a_client_per_worker_and_counts_every_project(world, emu):
+    traffic(world, "alpha-one", 2)
+    traffic(world, "gamma-three", 1)
+    emu.inject_fault("monitoring", status=0, latency_ms=50, count=6)  # every read a little slow
+    summary = accounting.poll_monitoring(world.ctx, force=True)
+    assert summary.failures == {}
+    assert rpd(world) == {"alpha-one": 2, "beta-two": 0, "gamma-three": 1}
+
+
+class BarrierSource:
+    """A thread-safe fake source whose reads wait until `parties` of them run at once."""
+
+    def __init__(self, parties: int):
+        import threading
+
+        self.barrier = threading.Barrier(parties, timeout=20)
+
+    def read(self, project_id, start, end):
+        self.barrier.wait()  # raises BrokenBarrierError if the poll ran projects one at a time
+        return []
+
+
+def test_poll_runs_as_many_projects_at_once_as_poll_workers(tmp_path, sqlite_url, emu):
+    w = make_world(tmp_path, sqlite_url, {p: None for p in PROJECTS}, extra="[usage]\npoll_workers = 3\n")
+    try:
+        shared = BarrierSource(3)
+        summary = accounting.poll_monitoring(w.ctx, source_factory=lambda: shared, force=True)
+    finally:
+        w.ctx.close()
+    assert summary.failures == {} and sorted(summary.projects) == sorted(PROJECTS)
