@@ -33,7 +33,7 @@ MODEL = "gemini-2.5-flash"
 PROJECTS = (("demo-alpha-1", "100000000001"), ("demo-bravo-2", "100000000002"), ("demo-charlie-3", "100000000003"))
 LIMITS = {"rpm": 40, "tpm": 60000, "rpd": 5000}
 # What Google really enforces for the last project: fewer requests a minute than the config says.
-TIGHT_PROJECT, TIGHT_RPM = PROJECTS[2][0], 8
+TIGHT_PROJECT, TIGHT_RPM = PROJECTS[2][0], 4
 DEFAULT_DURATION = "45s"
 REQUESTS_PER_SECOND = 2.2  # 132 a minute: more than the three projects' 120 together, so 429s happen
 
