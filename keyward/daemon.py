@@ -49,6 +49,7 @@ class Daemon:
         self.metrics = None
         self.status_server = None
         self._last_beat = 0.0
+        self.leadership = None
         self._busy = threading.Condition()
         self._running_jobs = 0
 
@@ -82,6 +83,7 @@ class Daemon:
             # A database keyward cannot use (newer schema, corrupt file, server gone) fails the
             # start with exit 1, so systemd's Restart= acts, instead of READY and endless failures.
             self.ctx.store
+            self._join_leadership(once)
             if once:
                 ok = self._startup()
                 ok = self.run_pass() and ok
@@ -103,6 +105,29 @@ class Daemon:
         finally:
             self._shutdown()
             lock.release()
+
+    def _join_leadership(self, once: bool = False) -> None:
+        """Register this instance and take the leader lease if free (keyward.leadership): only
+        the leader rotates and polls Google; every daemon serves reports, publishes and status.
+        A single pass waits (up to 2 × the lease) for a lease a killed daemon left behind."""
+        from keyward import leadership
+
+        self.leadership = leadership.Leadership(lambda: self.ctx)
+        self.leadership.on_lead = self._leader_jobs_now
+        self.leadership.start()
+        leadership.attach(self.ctx.store, self.leadership)
+        if once and not self.leadership.wait_to_lead(2 * self.leadership.ttl.total_seconds()):
+            log.info("another daemon leads; this pass only publishes")
+
+    def _leader_jobs_now(self) -> None:
+        """On becoming leader, run the leader's jobs (rotation first) at once."""
+        scheduler = self.scheduler
+        if scheduler is None or not scheduler.running:
+            return  # the first pass, still to come, runs them
+        now = datetime.now().astimezone()
+        for spec in jobs.job_table(self.ctx.config):
+            if spec.name in jobs.LEADER_ONLY:
+                scheduler.modify_job(spec.name, next_run_time=now)
 
     def _check_secrets_at_rest(self) -> None:
         """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
@@ -293,6 +318,11 @@ class Daemon:
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
         if old.store is not new_ctx.store:
             # The database moved: jobs still running on the old one finish there.
+            if self.leadership is not None:  # lead (or follow) in the new database, fenced there
+                from keyward import leadership
+
+                leadership.attach(new_ctx.store, self.leadership)
+                self.leadership.beat()
             old.close()
         jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
 
@@ -330,15 +360,20 @@ class Daemon:
             if not self._wait_idle(STOP_GRACE_SECONDS):
                 # Exiting now is safe: every step of a rotation is journaled before it is taken.
                 log.warning("a job is still running; its work is journaled and resumes at the next start")
+                if self.leadership is not None:
+                    self.leadership.stop()  # the running job's next write is fenced off
                 self._close_servers()
                 logging.shutdown()
                 os._exit(0)
         self._close_servers()
         if self.ctx is not None:
-            try:
+            try:  # while still leading: a follower stopping must not mark the shared row stopped
                 jobs.heartbeat(self.ctx, self.started_at, stopping=True)
             except Exception as exc:
                 log.debug("final heartbeat failed: %s", exc)
+        if self.leadership is not None:
+            self.leadership.stop()  # hand the lease over now rather than at its expiry
+        if self.ctx is not None:
             self.ctx.close()
 
     def _effects_busy(self) -> bool:

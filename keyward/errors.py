@@ -96,6 +96,10 @@ class AlreadyRunning(KeywardError):
     """Another keyward daemon holds the lock for this database."""
 
 
+class LeaseLost(KeywardError):
+    """A write was fenced by a lease this process no longer holds: another process leads now."""
+
+
 class PassFailed(KeywardError):
     """A pass over many projects finished with failures; each was logged, this is the summary."""
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
+# Jobs only the leader runs when several daemons share one database (keyward.leadership).
+LEADER_ONLY = frozenset({"rotation", "limits", "usage", "recheck", "prune", "resume"})
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,14 @@ class JobSpec:
 
 
 def heartbeat(ctx: "Context", started_at: datetime | None = None, *, stopping: bool = False) -> None:
-    """Tell `keyward status` (and other hosts, later) that this daemon is alive, or stopped cleanly."""
+    """Tell `keyward status` that the daemon is alive, or stopped cleanly. With several daemons on
+    one database only the leader writes this shared row (status lists every daemon under hosts),
+    so it neither flips between hosts nor says "stopped" when a follower stops."""
+    from keyward.leadership import is_leader
     from keyward.storage import store as q
+
+    if not is_leader(ctx):
+        return
 
     now = ctx.now()
     value = json.dumps({
@@ -66,16 +74,38 @@ def publish(ctx: "Context") -> None:
     service.publish_pools(ctx, None, trigger="timer")
 
 
+def publish_timer(ctx: "Context") -> None:
+    """The publishing timer; on the leader it also replaces keys reported invalid to any host
+    (within seconds, not a rotation_check later). Not part of the publish before READY."""
+    from keyward.leadership import is_leader
+
+    publish(ctx)
+    if is_leader(ctx):
+        from keyward.rotation.service import replace_reported
+
+        replace_reported(ctx)
+
+
 def rotation(ctx: "Context") -> None:
-    """Finish interrupted rotations, rotate what is due, retire what outlived its grace."""
+    """Finish interrupted rotations, rotate what is due, retire what outlived its grace; all of
+    it holding the rotator lease, so `keyward rotate` never runs at the same time."""
+    from keyward import leadership
+    from keyward.errors import AlreadyRunning
     from keyward.rotation import service
 
     failures: dict[str, str] = {}
-    for step in (service.resume_open, service.rotate_all, service.retire_due):
-        try:
-            step(ctx)
-        except PassFailed as exc:
-            failures.update(exc.failures)
+    member = getattr(ctx.store, "keyward_leadership", None)
+    try:
+        with leadership.rotating(ctx, wait=leadership.lease_ttl(ctx).total_seconds(), kind="daemon",
+                                 instance_id=member.instance_id if member else None):
+            for step in (service.resume_open, service.rotate_all, service.retire_due):
+                try:
+                    step(ctx)
+                except PassFailed as exc:
+                    failures.update(exc.failures)
+    except AlreadyRunning as exc:
+        log.info("rotation pass skipped: %s", exc)
+        return
     for warning in service.due_warnings(ctx):
         log.warning("%s", warning)
     if failures:
@@ -108,14 +138,20 @@ def job_table(config: "Config") -> list[JobSpec]:
         JobSpec("rotation", d.rotation_check.total_seconds(), rotation, jitter),
         JobSpec("limits", d.rotation_check.total_seconds(), refresh_limits, jitter),
         JobSpec("usage", config.usage.poll_interval.total_seconds(), poll_usage, jitter),
-        JobSpec("publish", config.selection.interval.total_seconds(), publish),
+        JobSpec("publish", config.selection.interval.total_seconds(), publish_timer),
         JobSpec("recheck", d.verify_invalid.total_seconds(), recheck_invalid, jitter),
         JobSpec("prune", d.prune_interval.total_seconds(), prune, jitter),
     ]
 
 
 def run_job(spec: JobSpec, ctx: "Context") -> bool:
-    """Run one job; log its failure and return False instead of raising."""
+    """Run one job; log its failure and return False instead of raising. A leader-only job
+    is skipped (and counts as done) on a daemon that does not hold the leader lease."""
+    from keyward import leadership
+
+    if spec.name in LEADER_ONLY and not leadership.is_leader(ctx):
+        log.debug("job %s skipped: another daemon leads", spec.name, extra={"job": spec.name})
+        return True
     started = time.monotonic()
     try:
         spec.func(ctx)

@@ -46,6 +46,11 @@ named by id and by mask ("AQ.…wxyz").
                      {at, kind, message, pool, project_id, key_id, resolved}; resolved is true once
                      a later event undid it (RESOLVED_BY); only unresolved ones make the
                      recent_errors warning
+    hosts[]          the daemons sharing this database (heard from in the last hour), leader first:
+                     {instance_id, host, pid, version, role: "leader"|"follower"|"stopped",
+                      started_at, heartbeat_at, heartbeat_age_s, lease_expires_at (the leader's)}
+    lease            the leader lease: null, or {holder, epoch, expires_at, held: bool}; warning
+                     code no_leader when no daemon holds it (nothing rotates or polls Google)
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         resolved = _resolved(s, errors)
         beat = q.get_meta(s, HEARTBEAT_META)
         beat = None if beat is None else (beat.value, beat.updated_at)
+        daemons, lease = _members(s)
     by_id = {k.key_id: k for k in keys}
     current_ids = {p.current_key_id for p in pools if p.current_key_id}
     pools_with_active = {k.pool_id for k in keys if k.state == "active" and k.has_secret}
@@ -144,16 +150,54 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         warnings.append(_warning("recent_errors", "error",
                                  f"{len(current_errors)} error(s) in the journal in the last 24 hours; newest: "
                                  f"{redact(current_errors[0].message)}"))
+    hosts, lease_out = _hosts(daemons, lease, now, warnings)
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(now),
         "daemon": daemon,
+        "hosts": hosts,
+        "lease": lease_out,
         "pools": pool_out,
         "projects": project_out,
         "warnings": warnings,
         "recent_errors": [_event(e, e.id in resolved) for e in errors],
         "secrets": secrets,
     }
+
+
+def _members(s) -> tuple[list[dict[str, Any]], tuple[str, int, datetime] | None]:
+    from keyward import leadership
+
+    row = leadership.read_lease(s, leadership.LEADER)
+    lease = None if row is None else (row.holder, row.epoch, row.expires_at)
+    return [i for i in leadership.instances(s) if i.get("kind") == "daemon"], lease
+
+
+def _hosts(members: list[dict[str, Any]], lease, now: datetime,
+           warnings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The daemons heard from in the last hour and the leader lease, as status shows them."""
+    held = lease is not None and lease[2] > now
+    hosts = []
+    for info in members:
+        at = info["updated_at"]
+        if now - at > timedelta(hours=1):
+            continue
+        leads = held and lease[0] == info.get("id")
+        role = "stopped" if info.get("stopped_at") else ("leader" if leads else "follower")
+        hosts.append({"instance_id": info.get("id"), "host": info.get("host"), "pid": info.get("pid"),
+                      "version": info.get("version"), "role": role, "started_at": info.get("started_at"),
+                      "heartbeat_at": iso(at), "heartbeat_age_s": int((now - at).total_seconds()),
+                      "lease_expires_at": iso(lease[2]) if leads else None})
+    hosts.sort(key=lambda h: ({"leader": 0, "follower": 1}.get(h["role"], 2), h["host"] or ""))
+    if not held:
+        live = [h for h in hosts if h["role"] != "stopped"]
+        warnings.append(_warning("no_leader", "error" if live else "warning",
+                                 "no daemon holds the leader lease: nothing rotates keys or polls Google"
+                                 + (f" until one of {len(live)} running daemon(s) takes it over"
+                                    if live else " (no daemon is running)")))
+    lease_out = None if lease is None else {"holder": lease[0], "epoch": lease[1],
+                                            "expires_at": iso(lease[2]), "held": held}
+    return hosts, lease_out
 
 
 def _secrets_at_rest(keys, warnings: list[dict[str, Any]]) -> dict[str, Any]:

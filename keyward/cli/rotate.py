@@ -14,10 +14,17 @@ from keyward.errors import PassFailed, RotationError, UsageError
 @click.option("--all", "all_projects", is_flag=True, help="Rotate every managed project that is due.")
 @click.option("--now", "force", is_flag=True, help="Rotate even if the key is not due (and despite backoff).")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing here or at Google.")
+@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=60, show_default=True,
+              metavar="SECONDS", help="How long to wait while another rotation (the daemon's) runs.")
 @pass_invocation
-def rotate(inv: Invocation, project_id: str | None, all_projects: bool, force: bool, dry_run: bool) -> None:
+def rotate(inv: Invocation, project_id: str | None, all_projects: bool, force: bool, dry_run: bool,
+           wait: float) -> None:
     """Rotate the keys of managed projects. Returns once every new key is verified and active;
-    exits 1 naming each project that failed (the others still rotate)."""
+    exits 1 naming each project that failed (the others still rotate), or naming the daemon or
+    command that is rotating when it is still busy after --wait seconds."""
+    from contextlib import nullcontext
+
+    from keyward import leadership
     from keyward.rotation import service
 
     if bool(project_id) == all_projects:
@@ -28,9 +35,11 @@ def rotate(inv: Invocation, project_id: str | None, all_projects: bool, force: b
         for warning in result.warnings:
             click.echo(f"{result.project_id}: warning: {warning}", err=True)
 
+    ctx = inv.context()
     try:
-        service.rotate_all(inv.context(), force=force, dry_run=dry_run,
-                           projects=[project_id] if project_id else None, on_result=show)
+        with nullcontext() if dry_run else leadership.rotating(ctx, wait=wait, kind="command"):
+            service.rotate_all(ctx, force=force, dry_run=dry_run,
+                               projects=[project_id] if project_id else None, on_result=show)
     except PassFailed as exc:  # each failure was printed above with its reason
         raise RotationError(f"{len(exc.failures)} project(s) failed: {', '.join(sorted(exc.failures))}") from None
 
@@ -48,7 +57,8 @@ def keys_sweep(inv: Invocation, prune: bool) -> None:
     from keyward.rotation import service
 
     items = service.sweep(inv.context(), prune=prune)
-    found = [i for i in items if i.error is None]
+    found = [i for i in items if i.error is None and i.other_installation is None]
+    others = [i for i in items if i.error is None and i.other_installation is not None]
     errors = {i.project_id: i.error for i in items if i.error is not None}
     if found:
         click.echo(table(["PROJECT", "KEY", "KEYWARD STATE", "AT GOOGLE"],
@@ -59,5 +69,11 @@ def keys_sweep(inv: Invocation, prune: bool) -> None:
                        "`keyward keys sweep --prune`")
     else:
         click.echo("no stray keys at Google")
+    if others:
+        click.echo("")
+        click.echo(table(["PROJECT", "KEY", "INSTALLATION", "AT GOOGLE"],
+                         [(i.project_id, i.key_id, i.other_installation, "live") for i in others]))
+        click.echo(f"{len(others)} key(s) belong to other keyward installations (another database "
+                   "sharing these projects); keyward never deletes them")
     if errors:
         raise PassFailed(errors)

@@ -89,6 +89,13 @@ def render(status: dict[str, Any], now: datetime, color: bool = False, top: int 
         lines.append(paint(f"daemon: NOT RUNNING (stopped cleanly at {d['stopped_at']})", RED))
     else:
         lines.append(paint("daemon: NOT RUNNING", RED))
+    hosts = status.get("hosts") or []
+    if len(hosts) > 1 or any(h["role"] == "follower" for h in hosts):
+        lines += ["", paint("HOSTS", BOLD), table(
+            ["HOST", "PID", "VERSION", "ROLE", "HEARTBEAT", "LEASE UNTIL", "INSTANCE"],
+            [(h["host"], h["pid"], h["version"], h["role"], f"{h['heartbeat_age_s']}s ago",
+              _clock(h["lease_expires_at"], now) if h["lease_expires_at"] else "",
+              h["instance_id"]) for h in hosts])]
     projects = {p["project_id"]: p for p in status["projects"]}
     for pool in status["pools"]:
         lines += [""] + _pool(pool, projects, now, paint, top if summary else None)

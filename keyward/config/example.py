@@ -62,6 +62,9 @@ _EXAMPLE = '''\
 # operation_timeout = "2m"
 # Total time spent retrying one Google call that answered 429 or 5xx.
 # retry_budget = "2m"
+# At most one replacement of a key that programs report invalid, per project, in this interval;
+# further reports are journaled, not acted on (each report is first confirmed with Gemini).
+# invalid_interval = "10m"
 
 [usage]
 # How often usage is collected.
@@ -105,6 +108,9 @@ _EXAMPLE = '''\
 # a compare-and-set on its journal row). Default: beside a SQLite database file (its path +
 # ".lock"), else state_dir/keyward.lock.
 # lock_file = "/var/lib/keyward/keyward.db.lock"
+# The leader lease, when several daemons (hosts) share one PostgreSQL database: only the leader
+# rotates and polls Google; another daemon takes over within 2 x this after the leader dies.
+# lease = "7s"
 
 [google]
 # A service-account JSON key file. Default: $CREDENTIALS_DIRECTORY/google.json when systemd

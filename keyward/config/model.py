@@ -34,6 +34,8 @@ class RotationConfig:
     max_backoff: timedelta = timedelta(hours=24)
     operation_timeout: timedelta = timedelta(minutes=2)
     retry_budget: timedelta = timedelta(minutes=2)
+    # At most one replacement of a key reported invalid per project within this interval.
+    invalid_interval: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class DaemonConfig:
     ingest_tcp: str | None = None
     metrics: str | None = None
     lock_file: Path | None = None
+    # The leader lease: another daemon takes over within 2 × this after the leader dies.
+    lease: timedelta = timedelta(seconds=7)
 
 
 @dataclass(frozen=True)

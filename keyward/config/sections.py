@@ -37,6 +37,7 @@ ROTATION: dict[str, v.Checker] = {
     "max_backoff": v.duration(SECOND),
     "operation_timeout": v.duration(SECOND),
     "retry_budget": v.duration(),
+    "invalid_interval": v.duration(),
 }
 USAGE: dict[str, v.Checker] = {
     "poll_interval": v.duration(10 * SECOND),
@@ -71,6 +72,7 @@ DAEMON: dict[str, v.Checker] = {
     "ingest_tcp": v.loopback_address,
     "metrics": v.loopback_address,
     "lock_file": v.absolute_path(empty_is_none=True),
+    "lease": v.duration(SECOND, maximum=10 * MINUTE),
 }
 GOOGLE: dict[str, v.Checker] = {
     "credentials": v.absolute_path(empty_is_none=True),

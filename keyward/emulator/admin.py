@@ -11,7 +11,8 @@ camelCase; errors come back as rpc Status bodies like the rest of the emulator.
     POST /_emulator/services   {projectId, service, enabled?=false}
     POST /_emulator/policy     {projectId, blockServiceAccountKeys?=true}
     POST /_emulator/clock      {advanceSeconds}                                   -> {now}
-    POST /_emulator/settings   {operationPolls?, rejectStandardKeys?, monitoringLagSeconds?}
+    POST /_emulator/settings   {operationPolls?, operationSeconds?, alreadyExistsIn?,
+                                rejectStandardKeys?, monitoringLagSeconds?}
     POST /_emulator/reset
     GET  /_emulator/state
 """
@@ -123,6 +124,10 @@ class Admin:
     def settings(self, body: dict[str, Any], req: Request) -> Any:
         if "operationPolls" in body:
             self.emu.operation_polls = int(body["operationPolls"])
+        if "operationSeconds" in body:
+            self.emu.operation_seconds = float(body["operationSeconds"])
+        if "alreadyExistsIn" in body:
+            self.emu.already_exists_in = str(body["alreadyExistsIn"])
         if "rejectStandardKeys" in body:
             self.emu.reject_standard_keys = bool(body["rejectStandardKeys"])
         if "monitoringLagSeconds" in body:

@@ -1,8 +1,10 @@
 """API Keys API v2 (`apikeys.googleapis.com`): create, get, getKeyString, list, patch, delete,
 undelete and lookupKey, as the discovery document `apikeys.v2` describes them.
 
-Promises that match Google: a key exists as soon as create is accepted (the Operation only reports
-it later); `Key.name` always uses the project number; deleted keys stay listable with
+Promises that match Google: a key reads as 404 until its create operation is done; the etag in
+the create answer is stale at once (the key is touched again); a key id stays taken while a key,
+even a deleted one (30 days), holds it, and a create reusing it is accepted and then fails in the
+operation with ALREADY_EXISTS; `Key.name` always uses the project number; deleted keys stay listable with
 `showDeleted` and undeletable for 30 days, and stop working at Gemini at once; mutations answer
 with Operations (see operations.py). Each method checks its real IAM permission and whether the
 API is enabled in the project.
@@ -74,7 +76,7 @@ class ApiKeys:
         number = project.number if project else ref
         name = f"projects/{number}/locations/global/keys/{key_id}"
         project = check_access(self.state, ref, permission, f"//{SERVICE}/{name}")
-        key = self.state.keys.get(name)
+        key = self.state.visible_key(name)
         if key is None:
             raise errors.not_found(f"Key '{name}' not found.")
         return project, key
@@ -97,8 +99,9 @@ class ApiKeys:
             if key_id is not None:
                 validate_key_id(key_id)
                 name = f"projects/{project.number}/locations/global/keys/{key_id}"
-                if name in self.state.keys:
-                    raise RpcError("ALREADY_EXISTS", f"Key '{name}' already exists.")
+                taken = self._taken(name)
+                if taken is not None:
+                    return self._refuse_taken(project, name, taken)
             email = str(body.get("serviceAccountEmail") or "")
             if email:
                 if not _EMAIL_RE.fullmatch(email):
@@ -112,7 +115,33 @@ class ApiKeys:
                 project, key_id, display_name=str(body.get("displayName") or ""),
                 service_account_email=email, restrictions=restrictions,
                 annotations=body.get("annotations") or {})
-            return self._operation(project, key, with_string=True)
+            body = {"@type": "type.googleapis.com/google.api.apikeys.v2.Key",
+                    **key.resource(with_string=True)}
+            op = self.state.new_operation(project, body, key=key)
+            # Google's backend touches a new key once more after the operation was written, so
+            # the etag in the create answer is already stale for a delete.
+            key.touch(self.state.now())
+            return 200, {"name": op.name}
+
+    def _taken(self, name: str) -> Key | None:
+        """Return the key holding `name`'s id (deleted ones included for 30 days), or None.
+        A key deleted longer ago is purged and its id is free again."""
+        key = self.state.keys.get(name)
+        if key is not None and key.delete_time is not None \
+                and self.state.now() - key.delete_time > UNDELETE_WINDOW:
+            del self.state.keys[name]
+            self.state.key_names_by_string.pop(key.key_string, None)
+            return None
+        return key
+
+    def _refuse_taken(self, project: Project, name: str, key: Key) -> Reply:
+        """Refuse a create whose id is taken: at once (409) or, like Google often does, with an
+        accepted call whose operation finishes with ALREADY_EXISTS."""
+        message = f"Key '{name}' already exists."
+        if self.state.already_exists_in == "call":
+            raise RpcError("ALREADY_EXISTS", message)
+        op = self.state.new_operation(project, error={"code": 6, "message": message})
+        return 200, {"name": op.name}
 
     def get(self, req: Request, m: re.Match[str]) -> Reply:
         with self.state.lock:
@@ -130,7 +159,8 @@ class ApiKeys:
             show_deleted = req.flag("showDeleted")
             keys = sorted((k for k in self.state.keys.values()
                            if k.project_number == project.number
-                           and (show_deleted or k.delete_time is None)),
+                           and (show_deleted or k.delete_time is None)
+                           and self.state.visible_key(k.name) is not None),
                           key=lambda k: (k.create_time, k.key_id))
             chunk, token = page(keys, req, default_size=300, max_size=300)
             out: dict[str, Any] = {"keys": [k.resource() for k in chunk]}
@@ -186,6 +216,8 @@ class ApiKeys:
         with self.state.lock:
             secret = req.arg("keyString") or ""
             key = self.state.key_by_string(secret) if secret else None
+            if key is not None and self.state.visible_key(key.name) is None:
+                key = None
             if key is None or key.delete_time is not None:
                 # Google answers lookups of unknown strings with NOT_FOUND, never echoing them.
                 raise errors.not_found("The key string was not found.")

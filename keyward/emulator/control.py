@@ -106,6 +106,28 @@ class Emulator:
         with self.state.lock:
             self.state.operation_polls = max(0, int(value))
 
+    @property
+    def operation_seconds(self) -> float:
+        """Seconds after which an operation is done even if nobody polls it."""
+        return self.state.operation_seconds
+
+    @operation_seconds.setter
+    def operation_seconds(self, value: float) -> None:
+        with self.state.lock:
+            self.state.operation_seconds = max(0.0, float(value))
+
+    @property
+    def already_exists_in(self) -> str:
+        """Where a create reusing a taken key id fails: "operation" (default) or "call"."""
+        return self.state.already_exists_in
+
+    @already_exists_in.setter
+    def already_exists_in(self, value: str) -> None:
+        if value not in ("operation", "call"):
+            raise UsageError("already_exists_in must be 'operation' or 'call'")
+        with self.state.lock:
+            self.state.already_exists_in = value
+
     # -- scene ----------------------------------------------------------------------------------
 
     def _project(self, project_id: str) -> Project:
@@ -230,6 +252,8 @@ class Emulator:
                 "faults": [f.describe() for f in self.state.faults],
                 "calls": len(self.state.calls),
                 "settings": {"operationPolls": self.state.operation_polls,
+                             "operationSeconds": self.state.operation_seconds,
+                             "alreadyExistsIn": self.state.already_exists_in,
                              "rejectStandardKeys": self.state.reject_standard_keys,
                              "monitoringLagSeconds": self.state.monitoring_lag_seconds},
             }

@@ -1,9 +1,10 @@
 """Long-running operations of the API Keys API (`GET /v2/operations/{id}`).
 
 Like Google's, an operation is not done on its first reads: it answers `{"name": ...}` alone
-(proto3 JSON leaves `done: false` out) for `State.operation_polls` reads, then
-`{"name", "done": true, "response": {...}}`. The work itself already happened when the operation
-was created, so a client that never polls still finds the key.
+(proto3 JSON leaves `done: false` out) for `State.operation_polls` reads or until
+`State.operation_seconds` have passed, then `{"name", "done": true, "response": {...}}` (or
+`"error"`). A key being created reads as 404 until its operation is done; a client that never
+polls finds it once the seconds have passed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Operations:
                 raise errors.not_found(f"Operation '{m['name']}' not found.")
             check_access(self.state, op.project_number, "serviceusage.operations.get",
                          f"//{SERVICE}/{op.name}")
-            if op.polls_left > 0:
+            if not self.state.operation_done(op):
                 op.polls_left -= 1
                 return 200, {"name": op.name}
             body: dict[str, Any] = {"name": op.name, "done": True}

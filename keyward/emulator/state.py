@@ -57,6 +57,8 @@ class Key:
     restrictions: dict[str, Any] = field(default_factory=dict)
     service_account_email: str = ""
     etag: str = ""
+    # The create operation that makes this key; until it is done the key reads as 404 (as at Google).
+    creating: str | None = None
 
     @property
     def name(self) -> str:
@@ -100,13 +102,16 @@ class Key:
 
 @dataclass
 class Operation:
-    """A long-running operation; it reports done after `polls_left` more reads."""
+    """A long-running operation; it is done after `polls_left` more reads or once the clock
+    reaches `ready_at`, whichever comes first (Google finishes its work whether polled or not)."""
 
     name: str
     project_number: str
     polls_left: int
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    ready_at: float = 0.0
+    key_name: str | None = None  # the key a create operation makes visible when done
 
 
 @dataclass
@@ -149,6 +154,11 @@ class State:
             self.calls: list[Call] = []
             self.faults: list[Any] = []
             self.operation_polls = 1
+            # Seconds after which an operation is done even if nobody polls it.
+            self.operation_seconds = 2.0
+            # Where a create with a taken key id is refused: "operation" (answer 200, the finished
+            # operation carries ALREADY_EXISTS, as Google may do) or "call" (409 at once).
+            self.already_exists_in = "operation"
             self.reject_standard_keys = True
             self.monitoring_lag_seconds = 0.0
 
@@ -202,10 +212,39 @@ class State:
             name = self.key_names_by_string.get(key_string)
             return self.keys.get(name) if name else None
 
-    def new_operation(self, project: Project, response: dict[str, Any]) -> Operation:
-        """Register an operation that finishes with `response` after the configured polls."""
+    def new_operation(self, project: Project, response: dict[str, Any] | None = None, *,
+                      error: dict[str, Any] | None = None, key: Key | None = None) -> Operation:
+        """Register an operation that finishes with `response` (or `error`) after the configured
+        polls or seconds; with `key`, that key stays invisible until the operation is done."""
         with self.lock:
             name = f"operations/akmf.p7-{project.number}-{uuid.uuid4()}"
-            op = Operation(name, project.number, self.operation_polls, response=response)
+            op = Operation(name, project.number, self.operation_polls, response=response,
+                           error=error, ready_at=self.now() + self.operation_seconds)
+            if key is not None and (op.polls_left > 0 and self.operation_seconds > 0):
+                op.key_name, key.creating = key.name, name
             self.operations[name] = op
             return op
+
+    def operation_done(self, op: Operation) -> bool:
+        """Return whether `op` is finished now (and make its key visible when it is)."""
+        with self.lock:
+            done = op.polls_left <= 0 or self.now() >= op.ready_at
+            if done and op.key_name:
+                key = self.keys.get(op.key_name)
+                if key is not None and key.creating == op.name:
+                    key.creating = None
+                op.key_name = None
+            return done
+
+    def visible_key(self, name: str) -> Key | None:
+        """Return key `name` as reads see it: None while its create operation is running."""
+        with self.lock:
+            key = self.keys.get(name)
+            if key is None:
+                return None
+            if key.creating is not None:
+                op = self.operations.get(key.creating)
+                if op is not None and not self.operation_done(op):
+                    return None
+                key.creating = None
+            return key

@@ -152,14 +152,14 @@ class ApiKeysClient(DiscoveryClient):
             op_name = self.start_create(project, key_id, display_name=display_name,
                                         service_account=service_account, api_targets=api_targets,
                                         allowed_ips=allowed_ips, annotations=annotations)
+            key = self.wait_operation(op_name, action="create", project=project)
         except GoogleError as exc:
-            existing = self.find_key(project, key_id) if exc.status == 409 else None
+            # ALREADY_EXISTS comes in the call or only in the finished operation.
+            existing = self.await_key(project, key_id) if exc.status == 409 else None
             if not existing or existing.get("deleteTime"):
                 raise
             log.info("key %s already exists in project %s; using it", key_id, project)
             key = existing
-        else:
-            key = self.wait_operation(op_name, action="create", project=project)
         name = str(key.get("name") or key_name(project, key_id))
         key_string = key.get("keyString") or self.get_key_string(name)
         return CreatedKey(name=name, uid=str(key.get("uid") or ""), key_string=key_string,
@@ -181,6 +181,24 @@ class ApiKeysClient(DiscoveryClient):
     def find_key(self, project: str, key_id: str) -> dict[str, Any] | None:
         """Return the key with id `key_id` in `project`, or None if there is none."""
         return self.get_key(key_name(project, key_id))
+
+    def await_key(self, project: str, key_id: str, timeout: float | None = None) -> dict[str, Any] | None:
+        """Return key `key_id` once Google shows it, or None if it is still absent after
+        `timeout` seconds (default: operation_timeout).
+
+        Used after ALREADY_EXISTS: the id is taken, but the key reads as 404 until the create
+        operation that took it is done, so absence right now proves nothing.
+        """
+        limit = self.operation_timeout if timeout is None else timeout
+        spent = 0.0
+        while True:
+            started = time.monotonic()
+            found = self.find_key(project, key_id)
+            spent += time.monotonic() - started
+            if found is not None or spent + self.poll_interval > limit:
+                return found
+            self._sleep(self.poll_interval)
+            spent += self.poll_interval
 
     def get_key_string(self, name: str) -> str:
         """Return the key string of key `name`. Never log it."""
@@ -210,27 +228,40 @@ class ApiKeysClient(DiscoveryClient):
 
     # -- deleting -------------------------------------------------------------------------
 
-    def delete_key(self, name: str, etag: str | None = None) -> None:
-        """Delete key `name` and wait until Google is done. A key already gone counts as done."""
+    def delete_key(self, name: str, etag: str | None = None, *, attempts: int = 5) -> None:
+        """Delete key `name` and wait until Google is done. A key already gone counts as done.
+
+        An etag that no longer matches (Google touches a key right after creating it; a console
+        edit changes it too) is not an answer: the key is read again and the delete retried with
+        its current etag, up to `attempts` times.
+        """
         project = project_of(name)
-        kwargs: dict[str, Any] = {"name": name}
-        if etag:
-            kwargs["etag"] = etag
-        try:
-            op = self._caller.run(lambda: self._keys().delete(**kwargs), action="delete",
-                                  project=project)
-            self._finish(op, action="delete", project=project)
-        except GoogleError as exc:
-            if exc.status == 404:
-                log.info("key %s was already gone", name)
-                return
-            if exc.status in (400, 409):
+        for attempt in range(1, attempts + 1):
+            kwargs: dict[str, Any] = {"name": name}
+            if etag:
+                kwargs["etag"] = etag
+            try:
+                op = self._caller.run(lambda: self._keys().delete(**kwargs), action="delete",
+                                      project=project)
+                self._finish(op, action="delete", project=project)
+            except GoogleError as exc:
+                if exc.status == 404:
+                    log.info("key %s was already gone", name)
+                    return
+                if exc.status not in (400, 409, 412):
+                    raise
                 key = self.get_key(name)
                 if key is None or key.get("deleteTime"):
                     log.info("key %s was already deleted", name)
                     return
-            raise
-        log.info("deleted key %s", name)
+                fresh = str(key.get("etag") or "") or None
+                if attempt == attempts or fresh == etag:
+                    raise
+                log.info("key %s changed since it was read (etag); deleting with the current one", name)
+                etag = fresh
+                continue
+            log.info("deleted key %s", name)
+            return
 
     def undelete_key(self, name: str) -> dict[str, Any]:
         """Restore a key deleted less than 30 days ago; return the key."""

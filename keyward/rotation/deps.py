@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from keyward.google.gemini import Verification
 
 CRASH_ENV = "KEYWARD_TEST_CRASH_AT"
+# TEST HOOK too: SIGSTOP instead of SIGKILL, so a test can pause a leader mid-rotation (as a stalled
+# VM or a long GC pause would) and let it go on after another daemon took over.
+PAUSE_ENV = "KEYWARD_TEST_PAUSE_AT"
 # How often to ask whether a key operation is done; creating a key takes Google a second or two.
 POLL_INTERVAL = 0.5
 
@@ -56,6 +59,10 @@ class Deps:
 
 
 def crash_point(step: str) -> None:
-    """Test hook: SIGKILL this process right here when KEYWARD_TEST_CRASH_AT == `step`."""
+    """Test hook: SIGKILL this process right here when KEYWARD_TEST_CRASH_AT == `step` (SIGSTOP it,
+    once, when KEYWARD_TEST_PAUSE_AT == `step`)."""
     if os.environ.get(CRASH_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_ENV) == step:
+        os.environ.pop(PAUSE_ENV)  # once
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -16,6 +16,36 @@ if TYPE_CHECKING:
 
 MANAGED_ANNOTATION = "keyward.io/managed"
 KEY_ID_ANNOTATION = "keyward.io/key-id"
+# Which keyward database created the key: two installations on one Google project (a laptop and a
+# server) must never take each other's keys for strays.
+INSTALLATION_ANNOTATION = "keyward.io/installation"
+INSTALLATION_META = "installation_id"
+
+
+def installation_id(ctx: "Context") -> str:
+    """Return this database's installation id, drawing and storing it on first use (race-safe:
+    concurrent first uses on PostgreSQL agree on the row that was inserted first)."""
+    import secrets
+
+    from sqlalchemy.exc import IntegrityError
+
+    from keyward.storage.models import Meta
+
+    with ctx.store.read() as s:
+        row = q.get_meta(s, INSTALLATION_META)
+        if row is not None:
+            return row.value
+    with ctx.store.write() as s:
+        row = q.get_meta(s, INSTALLATION_META)
+        if row is not None:
+            return row.value
+        value = f"kw-{secrets.token_hex(8)}"
+        try:
+            with s.begin_nested():
+                s.add(Meta(name=INSTALLATION_META, value=value, updated_at=ctx.now()))
+        except IntegrityError:
+            return q.get_meta(s, INSTALLATION_META).value
+        return value
 
 
 @dataclass(frozen=True)

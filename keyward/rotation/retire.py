@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from keyward.errors import GoogleError, KeywardError, PassFailed, UsageError
+from keyward.errors import KeywardError, PassFailed, UsageError
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps
-from keyward.rotation.records import KEY_ID_ANNOTATION, MANAGED_ANNOTATION
+from keyward.leadership import fenced_write, verify_fences
+from keyward.rotation.records import (INSTALLATION_ANNOTATION, KEY_ID_ANNOTATION,
+                                      MANAGED_ANNOTATION, installation_id)
 from keyward.rotation.steps import Runner
 from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
@@ -112,16 +114,10 @@ def _retire(ctx: "Context", runner: Runner, item: _Retiring, *, expected: tuple[
         from keyward.google.apikeys import key_name
 
         name = item.google_name or key_name(item.project_id, item.key_id)
-        try:
-            runner.client.delete_key(name, item.etag)
-        except GoogleError as exc:
-            if exc.status not in (400, 409, 412):
-                raise
-            fresh = runner.client.get_key(name)  # the etag moved on (someone edited the key)
-            if fresh is not None and not fresh.get("deleteTime"):
-                runner.client.delete_key(name, str(fresh.get("etag") or "") or None)
+        verify_fences(ctx)  # a leader that lost its lease deletes nothing
+        runner.client.delete_key(name, item.etag)  # re-reads the etag when it moved on
     now = ctx.now()
-    with ctx.store.write() as s:
+    with fenced_write(ctx) as s:
         key = q.get_key(s, item.key_id)
         if key.state not in expected:
             return  # another runner (or the operator) got there first
@@ -149,12 +145,17 @@ class SweepItem:
     state: str | None = None
     deleted: bool = False
     error: str | None = None
+    # Set for a key another keyward installation created (its id; "unknown" when the key carries
+    # none and this database has no record of it): listed apart, never pruned.
+    other_installation: str | None = None
 
 
 def sweep(ctx: "Context", prune: bool = False, *, deps: Deps | None = None) -> list[SweepItem]:
     """List keys at Google marked as keyward's (annotation keyward.io/managed) that have no live Key
-    row; delete them with `prune`. Keys of rotations still in flight are left alone. A project
-    that cannot be listed yields an item with `error`; the others are still swept."""
+    row; delete them with `prune`. Keys of rotations still in flight are left alone. Keys of
+    another installation (annotation keyward.io/installation naming another database, or no such
+    annotation and no record here) are listed with `other_installation` and never deleted. A
+    project that cannot be listed yields an item with `error`; the others are still swept."""
     with ctx.store.read() as s:
         projects = [(p.id, p.project_id) for p in q.list_projects(s) if p.managed]
     runner = Runner(ctx, deps)
@@ -171,10 +172,12 @@ def sweep(ctx: "Context", prune: bool = False, *, deps: Deps | None = None) -> l
 def _sweep_project(ctx: "Context", runner: Runner, project_pk: int, project_id: str,
                    prune: bool) -> list[SweepItem]:
     at_google = runner.client.list_keys(project_id)
+    mine = installation_id(ctx)
     with ctx.store.read() as s:
         by_id = {k: v.state for k, v in rq.keys_by_id(s, project_pk).items()}
         by_name = {k: v.state for k, v in rq.keys_by_google_name(s, project_pk).items()}
         in_flight = rq.open_key_ids(s)
+        journaled = rq.rotation_key_ids(s, project_pk)
     found = []
     for key in at_google:
         annotations = key.get("annotations") or {}
@@ -186,6 +189,16 @@ def _sweep_project(ctx: "Context", runner: Runner, project_pk: int, project_id: 
             continue
         known = by_name.get(name) or by_id.get(key_id)
         if known is not None and known not in (RETIRED, FAILED):
+            continue
+        owner = annotations.get(INSTALLATION_ANNOTATION)
+        other = None
+        if owner is not None and owner != mine:
+            other = owner
+        elif owner is None and known is None and key_id not in journaled:
+            other = "unknown"  # made before installation ids, by a database that is not this one
+        if other is not None:
+            found.append(SweepItem(project_id, key_id, name, str(key.get("displayName") or ""),
+                                   known, False, other_installation=other))
             continue
         deleted = False
         if prune:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from keyward.errors import KeywardError, PassFailed, UsageError
 from keyward.keyids import rotation_key_id
+from keyward.leadership import fenced_write
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
 from keyward.rotation.retire import SweepItem, retire_due, retire_key, sweep
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["RotationResult", "SweepItem", "rotate_project", "rotate_all", "resume_open",
-           "retire_due", "retire_key", "replace_invalid", "sweep", "due_warnings"]
+           "retire_due", "retire_key", "replace_invalid", "replace_reported", "sweep", "due_warnings"]
 
 
 def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_run: bool = False,
@@ -78,8 +79,75 @@ def rotate_project(ctx: "Context", project_id: str, *, force: bool = False, dry_
     if dry_run:
         return RotationResult(project_id, "would-rotate", _describe(project_id, why, old_key_id),
                               why, old_key_id=old_key_id)
+    if why == st.INVALID and old_key_id is not None:
+        held = _check_invalid(ctx, runner, project_pk, project_id, old_key_id, reported=reason is not None)
+        if held is not None:
+            return held
     rotation_pk = _plan(ctx, project_pk, project_id, why, old_key_id)
     return runner.drive(rotation_pk)
+
+
+def _check_invalid(ctx: "Context", runner: Runner, project_pk: int, project_id: str, key_id: str,
+                   *, reported: bool) -> RotationResult | None:
+    """Before a key reported invalid costs a new one: at most one replacement per project per
+    rotation.invalid_interval, and a live Gemini call must confirm the verdict. Return the result
+    that stops the rotation, or None to go on.
+
+    Programs report what they saw; a wrong or stale verdict (an API briefly disabled, a report
+    about an older key) must not turn every report into a key at Google. A key Gemini accepts is
+    put back into service; an inconclusive check waits for the next pass.
+    """
+    from keyward.storage.models import ACTIVE
+
+    now = ctx.now()
+    interval = ctx.config.rotation.invalid_interval
+    with ctx.store.read() as s:
+        last = rq.last_rotation_start(s, project_pk, st.INVALID)
+        key = q.get_key(s, key_id)
+        secret, pool = key.secret, key.project.pool.name
+    if last is not None and now - utc_aware(last) < interval:
+        message = (f"key {key_id} was reported invalid, but project {project_id} had a key "
+                   f"replaced at {utc(last)}; at most one replacement per "
+                   f"{int(interval.total_seconds() // 60)} min (rotation.invalid_interval)")
+        if reported:
+            with ctx.store.write() as s:
+                q.journal(s, "rotation.invalid", message + "; report journaled, not acted on",
+                          level="warning", project=project_id, key_id=key_id, now=now)
+        return RotationResult(project_id, "backoff", message, st.INVALID, old_key_id=key_id)
+    if not secret:
+        return None
+    verdict = runner.deps.verify(secret)
+    if verdict.kind in ("ok", "quota"):
+        with fenced_write(ctx) as s:
+            row = q.get_key(s, key_id)
+            if row.state == INVALID and row.replaced_by is None:
+                row.state, row.invalid_reason, row.invalid_at = ACTIVE, None, None
+                q.journal(s, "key.reinstated", f"key {key_id} was reported invalid, but Gemini "
+                          "accepts it: back in service, no new key made", level="warning",
+                          project=project_id, key_id=key_id, pool=pool, now=now)
+        _publish_quietly(ctx, pool)
+        return RotationResult(project_id, "not-due", f"key {key_id} was reported invalid but "
+                              "Gemini accepts it; it is back in service", st.INVALID, old_key_id=key_id)
+    if verdict.kind == "transient":
+        return RotationResult(project_id, "backoff", f"key {key_id} was reported invalid; Gemini "
+                              f"could not confirm it yet ({verdict.detail}); the next pass checks "
+                              "again", st.INVALID, old_key_id=key_id)
+    return None
+
+
+def _publish_quietly(ctx: "Context", pool: str) -> None:
+    from keyward.publishing.service import publish_pools
+
+    try:
+        publish_pools(ctx, [pool], trigger="reinstated")
+    except KeywardError as exc:
+        log.warning("publishing pool %s after reinstating a key failed: %s", pool, exc)
+
+
+def utc_aware(value):
+    from datetime import timezone
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _unmanaged(project_id: str) -> str:
@@ -90,7 +158,7 @@ def _unmanaged(project_id: str) -> str:
 def _plan(ctx: "Context", project_pk: int, project_id: str, reason: str, old_key_id: str | None) -> int:
     """Write the `planned` row (with the keyId Google will be asked for) before any Google call."""
     now = ctx.now()
-    with ctx.store.write() as s:
+    with fenced_write(ctx) as s:
         rq.lock_project(s, project_pk)
         existing = rq.open_rotation(s, project_pk)
         if existing is not None:  # another runner started one meanwhile: finish that instead
@@ -173,8 +241,10 @@ def resume_open(ctx: "Context", *, deps: Deps | None = None) -> list[RotationRes
 def replace_invalid(ctx: "Context", key_id: str, *, deps: Deps | None = None) -> RotationResult | None:
     """React to a key Gemini rejected while in use (state `invalid`).
 
-    Managed project without another active key: rotate now (reason "invalid") and return the
-    result, failed results included (never raises a KeywardError: the caller is recording usage).
+    Managed project without another active key: confirm the verdict with a live Gemini call and,
+    at most once per project per rotation.invalid_interval, rotate now (reason "invalid"); return
+    the result, failed results included (never raises a KeywardError: the caller is recording
+    usage). A daemon that does not lead leaves it to the leader.
     Unmanaged: journal an error telling the operator what to do and return None.
     """
     now = ctx.now()
@@ -194,11 +264,39 @@ def replace_invalid(ctx: "Context", key_id: str, *, deps: Deps | None = None) ->
     if other_id is not None:
         return RotationResult(project_id, "not-due", f"key {key_id} was rejected but {other_id} "
                               "is active; no rotation needed", st.INVALID, old_key_id=key_id)
+    from keyward import leadership
+
+    if not leadership.is_leader(ctx):
+        log.info("key %s of project %s reported invalid; the leading daemon replaces it",
+                 key_id, project_id)
+        return RotationResult(project_id, "pending", "another daemon leads and replaces the key",
+                              st.INVALID, old_key_id=key_id)
     try:
-        return rotate_project(ctx, project_id, force=True, reason=st.INVALID, deps=deps)
+        member = getattr(ctx.store, "keyward_leadership", None)
+        with leadership.rotating(ctx, wait=60, kind="daemon" if member else "command",
+                                 instance_id=member.instance_id if member else None):
+            return rotate_project(ctx, project_id, force=True, reason=st.INVALID, deps=deps)
     except KeywardError as exc:
         log.error("replacing rejected key %s of project %s failed: %s", key_id, project_id, exc)
         return RotationResult(project_id, "failed", str(exc), st.INVALID, old_key_id=key_id)
+
+
+def replace_reported(ctx: "Context", *, deps: Deps | None = None) -> list[RotationResult]:
+    """Replace the invalid keys that wait for it: managed projects whose latest key was reported
+    invalid (to any host) and that have no active key nor a rotation in flight. Return the results.
+
+    The leading daemon runs this on its publishing timer, so a report received by another host
+    costs seconds, not a rotation_check interval. Confirmation and the per-project limit apply
+    (see replace_invalid); the query is cheap when nothing waits.
+    """
+    now, interval = ctx.now(), ctx.config.rotation.invalid_interval
+    with ctx.store.read() as s:
+        waiting = []
+        for key in rq.reported_invalid_waiting(s):
+            last = rq.last_rotation_start(s, key.project_pk, st.INVALID)
+            if last is None or now - utc_aware(last) >= interval:  # else: already journaled once
+                waiting.append(key.key_id)
+    return [r for r in (replace_invalid(ctx, key_id, deps=deps) for key_id in waiting) if r is not None]
 
 
 def due_warnings(ctx: "Context") -> list[str]:

@@ -11,6 +11,10 @@ A rotation row walks these steps, each written (and committed) before the next G
 for, so a key Google created just before a crash is found again by that id instead of orphaned.
 Every step's database write is conditional on the row still being at the step before it
 (compare-and-set), so two runners resuming the same row cannot both promote.
+
+`failed` is written only when the new key is known deleted at Google or was never created (the
+create call or its operation refused it for another reason than ALREADY_EXISTS); anything
+inconclusive leaves the row open for the next run, which finds or adopts the key by its id.
 """
 
 from __future__ import annotations

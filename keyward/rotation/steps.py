@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from keyward import keystrings
 from keyward.errors import GoogleError, KeywardError, RotationError, Transient
+from keyward.leadership import fenced_write, verify_fences
 from keyward.rotation import state as st
 from keyward.rotation.deps import Deps, crash_point
-from keyward.rotation.records import (KEY_ID_ANNOTATION, MANAGED_ANNOTATION, RotationResult,
-                                      Snapshot, load_snapshot)
+from keyward.rotation.records import (INSTALLATION_ANNOTATION, KEY_ID_ANNOTATION,
+                                      MANAGED_ANNOTATION, RotationResult, Snapshot,
+                                      installation_id, load_snapshot)
 from keyward.storage import rotation_queries as rq
 from keyward.storage import store as q
 from keyward.storage.models import ACTIVE, FAILED, PENDING, PREVIOUS
@@ -84,7 +86,13 @@ class Runner:
     # -- step 1 and 2: create the key, store it ----------------------------------------------
 
     def _obtain(self, snap: Snapshot) -> None:
-        resource: dict[str, Any] | None = None
+        """Get the new key at Google: find it, wait for its operation, or create it.
+
+        Only an answer proving the key was never made (the create call or its operation refused
+        for another reason than ALREADY_EXISTS) or that it is deleted marks the attempt failed.
+        Anything inconclusive (a time-out, a key id taken but not visible yet, a failed look-up)
+        leaves the row open with its error recorded, and the next run resumes it.
+        """
         try:
             found = self.client.find_key(snap.project_id, snap.new_key_id)
             action = st.create_action(snap.step, st.AtGoogle(found is not None,
@@ -93,49 +101,84 @@ class Runner:
             if action == st.USE_EXISTING:
                 resource = found
                 log.info("key %s already exists in project %s; using it", snap.new_key_id, snap.project_id)
-            elif action == st.WAIT:
-                try:
-                    resource = self.client.wait_operation(snap.operation or "", action="create",
-                                                          project=snap.project_id)
-                except GoogleError as exc:
-                    if exc.status != 404 or isinstance(exc, Transient):
-                        raise
-                    resource = self._create(snap)  # the operation is forgotten: ask again
             elif action == st.RESTART_CREATE:
                 self._fail(snap, f"key id {snap.new_key_id} was deleted at Google before it was "
                                  "stored; the next run starts a new attempt", backoff=False)
                 return
+            elif action == st.WAIT:
+                resource = self._wait(snap, snap.operation or "", resumed=True)
             else:
                 resource = self._create(snap)
-        except Transient:
-            raise  # the row stays open; the next run looks the key up again
         except GoogleError as exc:
-            self._fail(snap, str(exc), backoff=True)
+            self._note(snap, str(exc))  # a row already marked failed keeps the same message
             raise
-        self._store(snap, resource or {})
+        if resource is None:
+            return  # the attempt was marked failed
+        self._store(snap, resource)
 
-    def _create(self, snap: Snapshot) -> dict[str, Any]:
+    def _create(self, snap: Snapshot) -> dict[str, Any] | None:
+        annotations = {MANAGED_ANNOTATION: "true", KEY_ID_ANNOTATION: snap.new_key_id,
+                       INSTALLATION_ANNOTATION: installation_id(self.ctx)}
+        verify_fences(self.ctx)
         try:
             op = self.client.start_create(
                 snap.project_id, snap.new_key_id, display_name=f"keyward {snap.new_key_id}",
                 service_account=snap.service_account, allowed_ips=snap.allowed_ips,
-                annotations={MANAGED_ANNOTATION: "true", KEY_ID_ANNOTATION: snap.new_key_id})
+                annotations=annotations)
+        except Transient:
+            raise
         except GoogleError as exc:
-            if exc.status != 409:
-                raise
-            found = self.client.find_key(snap.project_id, snap.new_key_id)
-            if not found or found.get("deleteTime"):
-                raise
-            return found  # a create of ours that had gone through (a retried call, another runner)
+            if exc.status == 409:  # ALREADY_EXISTS in the call: our key id, made by an earlier try
+                return self._adopt(snap)
+            self._fail(snap, str(exc), backoff=True)  # refused: no key was made
+            raise
         crash_point("create-sent")
         now = self.ctx.now()
-        with self.ctx.store.write() as s:
+        with fenced_write(self.ctx) as s:
             if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.CREATING], st.CREATING, now=now,
                           operation=op):
                 q.journal(s, "rotation.creating", f"asked Google to create key {snap.new_key_id} "
                           f"(operation {op})", project=snap.project_id, key_id=snap.new_key_id, now=now)
         crash_point("creating")
-        return self.client.wait_operation(op, action="create", project=snap.project_id)
+        return self._wait(snap, op, resumed=False)
+
+    def _wait(self, snap: Snapshot, op: str, *, resumed: bool) -> dict[str, Any] | None:
+        """Wait for the create operation `op`; adopt the key when it reports ALREADY_EXISTS."""
+        try:
+            return self.client.wait_operation(op, action="create", project=snap.project_id)
+        except Transient:
+            raise
+        except GoogleError as exc:
+            if exc.status == 409:  # ALREADY_EXISTS only in the finished operation
+                return self._adopt(snap)
+            if exc.status == 404 and resumed:
+                return self._create(snap)  # Google forgot the operation: ask again (same key id)
+            self._fail(snap, str(exc), backoff=True)  # the operation failed: no key was made
+            raise
+
+    def _adopt(self, snap: Snapshot) -> dict[str, Any] | None:
+        """Our key id is taken: an earlier try of ours (a lost answer, a crash, another runner)
+        made the key. Wait, within the operation deadline, until Google shows it, and use it."""
+        found = self.client.await_key(snap.project_id, snap.new_key_id)
+        if found is None:
+            raise Transient(f"rotating project {snap.project_id}: key id {snap.new_key_id} is taken "
+                            "at Google but the key is not visible yet; the rotation stays open and "
+                            "the next run adopts it", reason="NOT_VISIBLE_YET")
+        if found.get("deleteTime"):
+            self._fail(snap, f"key {snap.new_key_id} was deleted at Google before it was stored; "
+                             "the next run starts a new attempt", backoff=False)
+            raise RotationError(f"rotating project {snap.project_id}: key {snap.new_key_id} was "
+                                "deleted at Google; the next run starts a new attempt")
+        log.info("key %s already exists in project %s; adopting it", snap.new_key_id, snap.project_id)
+        return found
+
+    def _note(self, snap: Snapshot, message: str) -> None:
+        """Record why the row is still open (status shows it), without failing it."""
+        try:
+            with self.ctx.store.write() as s:
+                rq.set_rotation_error(s, snap.rotation_pk, message[:2000], self.ctx.now())
+        except KeywardError as exc:
+            log.debug("could not record the rotation's error: %s", exc)
 
     def _store(self, snap: Snapshot, resource: dict[str, Any]) -> None:
         name = str(resource.get("name") or "")
@@ -149,7 +192,7 @@ class Runner:
         except KeywardError:
             kind = keystrings.AUTH
         now = self.ctx.now()
-        with self.ctx.store.write() as s:
+        with fenced_write(self.ctx) as s:
             if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.CREATED], st.CREATED, now=now):
                 return
             key = q.find_key(s, snap.new_key_id)
@@ -179,7 +222,7 @@ class Runner:
         action = st.next_action(st.CREATED, verify_enabled=enabled, verification=verdict)
         now = self.ctx.now()
         if action == st.SKIP_VERIFY:
-            with self.ctx.store.write() as s:
+            with fenced_write(self.ctx) as s:
                 if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.VERIFIED], st.VERIFIED, now=now):
                     q.journal(s, "rotation.verified", f"key {snap.new_key_id}: {detail}",
                               project=snap.project_id, key_id=snap.new_key_id, now=now)
@@ -187,7 +230,7 @@ class Runner:
         elif action == st.RETRY_LATER:
             message = (f"rotating project {snap.project_id}: new key {snap.new_key_id} could not "
                        f"be verified yet ({detail}); it stays pending and the next run retries")
-            with self.ctx.store.write() as s:
+            with fenced_write(self.ctx) as s:
                 rq.set_rotation_error(s, snap.rotation_pk, detail, now)
                 q.journal(s, "rotation.verify", message, level="warning", project=snap.project_id,
                           key_id=snap.new_key_id, now=now)
@@ -212,7 +255,8 @@ class Runner:
         """The new key failed verification: delete it at Google, mark it failed, back off."""
         name = snap.google_name
         if name:
-            self.client.delete_key(name, snap.etag)
+            verify_fences(self.ctx)
+            self.client.delete_key(name, snap.etag)  # re-reads the etag when it moved on
         message = (f"new key {snap.new_key_id} failed verification ({detail}); deleted at Google, "
                    "the current key stays active")
         self._fail(snap, message, backoff=True, key_state=FAILED)
@@ -221,7 +265,7 @@ class Runner:
     def _fail(self, snap: Snapshot, message: str, *, backoff: bool, key_state: str | None = None) -> None:
         now = self.ctx.now()
         cfg = self.ctx.config.rotation
-        with self.ctx.store.write() as s:
+        with fenced_write(self.ctx) as s:
             if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.FAILED], st.FAILED, now=now,
                               finished=True, outcome="failed", error=message[:2000]):
                 return
@@ -245,9 +289,10 @@ class Runner:
     # -- step 4: promote and publish ------------------------------------------------------
 
     def _promote(self, snap: Snapshot) -> None:
+        crash_point("promoting")  # decided to promote, not yet written
         now = self.ctx.now()
         grace = self.ctx.config.rotation.grace
-        with self.ctx.store.write() as s:
+        with fenced_write(self.ctx) as s:
             if not rq.advance(s, snap.rotation_pk, st.REQUIRES[st.PROMOTED], st.PROMOTED, now=now):
                 return
             project = rq.lock_project(s, snap.project_pk)
@@ -286,7 +331,7 @@ class Runner:
             warnings.append(f"publishing pool {snap.pool} failed: {exc.__class__.__name__}: {exc}")
             log.exception("publishing pool %s after rotating %s failed", snap.pool, snap.project_id)
         now = self.ctx.now()
-        with self.ctx.store.write() as s:
+        with fenced_write(self.ctx) as s:
             if rq.advance(s, snap.rotation_pk, st.REQUIRES[st.DONE], st.DONE, now=now,
                           finished=True, outcome="done"):
                 q.journal(s, "rotation.done", f"rotation finished ({snap.reason}); pool {snap.pool} "

@@ -44,6 +44,31 @@ def rotation_for_key(s: Session, key_id: str) -> Rotation | None:
     return s.scalars(select(Rotation).where(Rotation.new_key_id == key_id)).first()
 
 
+def reported_invalid_waiting(s: Session) -> Sequence[Key]:
+    """Return invalid keys not yet replaced, of managed projects with no active key and no open
+    rotation, each its project's latest key."""
+    open_projects = select(Rotation.project_pk).where(Rotation.finished_at.is_(None))
+    active_projects = select(Key.project_pk).where(Key.state == ACTIVE)
+    rows = s.scalars(
+        select(Key).join(Project, Project.id == Key.project_pk)
+        .where(Key.state == INVALID, Key.replaced_by.is_(None), Project.managed.is_(True),
+               Key.project_pk.not_in(open_projects), Key.project_pk.not_in(active_projects))
+    ).all()
+    return [k for k in rows if latest_key(s, k.project_pk) is k]
+
+
+def last_rotation_start(s: Session, project_pk: int, reason: str) -> datetime | None:
+    """Return when the project's latest rotation for `reason` started, or None."""
+    return s.scalars(select(Rotation.started_at).where(Rotation.project_pk == project_pk,
+                                                       Rotation.reason == reason)
+                     .order_by(Rotation.started_at.desc()).limit(1)).first()
+
+
+def rotation_key_ids(s: Session, project_pk: int) -> set[str]:
+    """Return every key id this database's rotations of the project asked Google for."""
+    return set(s.scalars(select(Rotation.new_key_id).where(Rotation.project_pk == project_pk)).all())
+
+
 def open_key_ids(s: Session) -> set[str]:
     """Return the key ids of rotations still in flight (their keys may exist at Google already)."""
     return set(s.scalars(select(Rotation.new_key_id).where(Rotation.finished_at.is_(None))).all())

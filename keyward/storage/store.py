@@ -394,11 +394,19 @@ def error_counts(s: Session, since: datetime) -> dict[str, int]:
 
 
 def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> None:
+    """Insert or update a meta row; safe when several daemons start on an empty database at once
+    (the loser of the insert race updates the winner's row instead of failing)."""
+    from sqlalchemy.exc import IntegrityError
+
     row = s.get(Meta, name)
     if row is None:
-        s.add(Meta(name=name, value=value, updated_at=now or utcnow()))
-    else:
-        row.value, row.updated_at = value, now or utcnow()
+        try:
+            with s.begin_nested():
+                s.add(Meta(name=name, value=value, updated_at=now or utcnow()))
+            return
+        except IntegrityError:
+            row = s.get(Meta, name, populate_existing=True)
+    row.value, row.updated_at = value, now or utcnow()
 
 
 def get_meta(s: Session, name: str) -> Meta | None:

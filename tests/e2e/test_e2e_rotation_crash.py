@@ -127,3 +127,24 @@ def test_rotation_when_killed_after_failed_verification_keeps_old_key_and_no_orp
     restarted = rotate(env)
     assert restarted.returncode == 0, restarted.stderr
     assert check(emu, config, published, settled=True)[0] != before
+
+
+@pytest.mark.parametrize("step", ["create-sent", "creating"])
+def test_rotation_when_killed_while_create_operation_runs_and_resumed_at_once_adopts_the_key(scene, step):
+    emu, config, published, env = scene
+    assert rotate(env).returncode == 0
+    before, old_secret = check(emu, config, published, settled=True)
+    # Google takes its time: the new key reads as 404 until its operation is done, and a retried
+    # create of the same key id is accepted, then fails in the operation with ALREADY_EXISTS.
+    emu.operation_polls, emu.operation_seconds = 10_000, 1.5
+
+    crashed = rotate(env, crash_at=step)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    restarted = rotate(env)  # at once, while the first create is still running
+
+    assert restarted.returncode == 0, restarted.stderr
+    after, _ = check(emu, config, published, settled=True)
+    assert after != before and emu.key_string_valid(old_secret)
+    made = [k for k in emu.keys(PROJECT, show_deleted=True) if k["name"].endswith("/" + after)]
+    assert len(made) == 1
+    assert len(emu.keys(PROJECT, show_deleted=True)) == 2, "one key per rotation, no orphan"

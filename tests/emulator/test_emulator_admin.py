@@ -74,6 +74,18 @@ def test_admin_when_fault_and_settings_posted_take_effect(bare):
     assert http(f"{bare.url}/v2/{op['name']}")[1]["done"] is True
 
 
+def test_admin_when_strictness_settings_posted_take_effect(bare):
+    _admin(bare, "projects", {"projectId": "gamma", "number": "444"})
+    settings = _admin(bare, "settings", {"operationPolls": 5, "operationSeconds": 600,
+                                         "alreadyExistsIn": "call"})[1]
+    assert (settings["operationSeconds"], settings["alreadyExistsIn"]) == (600.0, "call")
+    keys = f"{bare.url}/v2/projects/gamma/locations/global/keys"
+    http(f"{keys}?keyId=taken", "POST", {})
+    assert http(f"{keys}/taken")[0] == 404, "invisible until its operation is done"
+    assert http(f"{keys}?keyId=taken", "POST", {})[0] == 409
+    assert _admin(bare, "settings", {"alreadyExistsIn": "nowhere"})[0] == 400
+
+
 def test_admin_when_reset_forgets_everything(bare):
     _admin(bare, "projects", {"projectId": "gamma", "number": "444"})
     assert _admin(bare, "reset", {})[0] == 200

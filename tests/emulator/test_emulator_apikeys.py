@@ -37,7 +37,7 @@ def test_create_when_polled_returns_key_with_string_named_by_number(keys_api, em
                      ).execute()
     assert not op.get("done")
     assert op["name"].startswith(f"operations/akmf.p7-{ALPHA[1]}-")
-    # The key exists before the operation reports done.
+    # The key exists (the admin view sees it) before the operation reports done.
     assert [k["name"] for k in emu.keys(ALPHA[0])] == [f"{PARENT}/keys/rot-1"]
     first_poll = keys_api.operations().get(name=op["name"]).execute()
     assert "done" not in first_poll
@@ -74,7 +74,8 @@ def test_delete_then_undelete_when_etag_current_restores_key(keys_api, emu):
     keys = keys_api.projects().locations().keys()
     key = _wait(keys_api, keys.create(parent=PARENT, keyId="gone", body={
         "serviceAccountEmail": "a@b.iam.gserviceaccount.com"}).execute())["response"]
-    deleted = _wait(keys_api, keys.delete(name=key["name"], etag=key["etag"]).execute())
+    current = keys.get(name=key["name"]).execute()["etag"]
+    deleted = _wait(keys_api, keys.delete(name=key["name"], etag=current).execute())
     assert "deleteTime" in deleted["response"]
     assert not emu.key_string_valid(key["keyString"])
     assert keys.list(parent=PARENT).execute().get("keys", []) == []
@@ -107,7 +108,7 @@ def test_delete_when_etag_stale_is_aborted(keys_api):
 def test_list_when_more_than_page_size_pages_through_all(keys_api):
     keys = keys_api.projects().locations().keys()
     for i in range(5):
-        keys.create(parent=PARENT, keyId=f"k{i}", body={}).execute()
+        _wait(keys_api, keys.create(parent=PARENT, keyId=f"k{i}", body={}).execute())
     names, token, pages = [], None, 0
     while True:
         resp = keys.list(parent=PARENT, pageSize=2, pageToken=token).execute()
@@ -129,7 +130,8 @@ def test_create_when_key_id_invalid_is_400(keys_api, bad_id):
     assert _error(caught.value)["status"] == "INVALID_ARGUMENT"
 
 
-def test_create_when_key_id_taken_is_already_exists(keys_api):
+def test_create_when_key_id_taken_and_set_to_refuse_in_call_is_already_exists(keys_api, emu):
+    emu.already_exists_in = "call"
     keys = keys_api.projects().locations().keys()
     keys.create(parent=PARENT, keyId="dup", body={}).execute()
     with pytest.raises(HttpError) as caught:
@@ -210,3 +212,63 @@ def test_operation_when_polls_setting_is_three_finishes_on_fourth_read(keys_api,
     reads = [keys_api.operations().get(name=op["name"]).execute().get("done", False)
              for _ in range(4)]
     assert reads == [False, False, False, True]
+
+
+def test_create_when_key_id_taken_answers_200_and_fails_in_operation(keys_api):
+    keys = keys_api.projects().locations().keys()
+    _wait(keys_api, keys.create(parent=PARENT, keyId="dup2", body={}).execute())
+    op = keys.create(parent=PARENT_BY_ID, keyId="dup2", body={}).execute()
+    assert "error" not in op
+    done = _wait(keys_api, op)
+    assert done["error"]["code"] == 6  # ALREADY_EXISTS
+    assert "already exists" in done["error"]["message"]
+
+
+def test_create_when_key_id_held_by_deleted_key_fails_until_30_days_passed(keys_api, emu):
+    keys = keys_api.projects().locations().keys()
+    key = _wait(keys_api, keys.create(parent=PARENT, keyId="reuse", body={}).execute())["response"]
+    _wait(keys_api, keys.delete(name=key["name"]).execute())
+    emu.advance(29 * 86400)
+    assert _wait(keys_api, keys.create(parent=PARENT, keyId="reuse", body={}).execute())["error"]["code"] == 6
+    emu.advance(2 * 86400)
+    again = _wait(keys_api, keys.create(parent=PARENT, keyId="reuse", body={}).execute())
+    assert again["response"]["name"] == key["name"]
+    assert again["response"]["uid"] != key["uid"]
+
+
+def test_key_when_create_operation_not_done_reads_404_then_appears(keys_api, emu):
+    emu.operation_polls, emu.operation_seconds = 2, 3600
+    keys = keys_api.projects().locations().keys()
+    op = keys.create(parent=PARENT, keyId="slow", body={}).execute()
+    name = f"{PARENT}/keys/slow"
+    for read in (lambda: keys.get(name=name).execute(),
+                 lambda: keys.getKeyString(name=name).execute(),
+                 lambda: keys.delete(name=name).execute()):
+        with pytest.raises(HttpError) as caught:
+            read()
+        assert caught.value.status_code == 404
+    assert keys.list(parent=PARENT).execute().get("keys", []) == []
+    _wait(keys_api, op)
+    assert keys.get(name=name).execute()["name"] == name
+
+
+def test_key_when_create_operation_never_polled_appears_after_operation_seconds(keys_api, emu):
+    emu.operation_polls, emu.operation_seconds = 5, 10
+    keys = keys_api.projects().locations().keys()
+    keys.create(parent=PARENT, keyId="unpolled", body={}).execute()
+    name = f"{PARENT}/keys/unpolled"
+    with pytest.raises(HttpError):
+        keys.get(name=name).execute()
+    emu.advance(11)
+    assert keys.get(name=name).execute()["name"] == name
+
+
+def test_delete_when_etag_from_create_answer_is_aborted(keys_api):
+    keys = keys_api.projects().locations().keys()
+    key = _wait(keys_api, keys.create(parent=PARENT, keyId="etag", body={}).execute())["response"]
+    with pytest.raises(HttpError) as caught:
+        keys.delete(name=key["name"], etag=key["etag"]).execute()
+    assert _error(caught.value)["status"] == "ABORTED"
+    fresh = keys.get(name=key["name"]).execute()
+    assert fresh["etag"] != key["etag"]
+    assert "deleteTime" in _wait(keys_api, keys.delete(name=key["name"], etag=fresh["etag"]).execute())["response"]

@@ -78,6 +78,8 @@ def test_generate_when_key_restricted_to_other_api_is_service_blocked(emu, gemin
     op = keys.create(parent=f"projects/{ALPHA[0]}/locations/global", keyId="maps-only", body={
         "serviceAccountEmail": "sa@alpha-proj.iam.gserviceaccount.com",
         "restrictions": {"apiTargets": [{"service": "maps.googleapis.com"}]}}).execute()
+    while not op.get("done"):  # the key reads as 404 until its operation is done
+        op = api("apikeys", "v2").operations().get(name=op["name"]).execute()
     secret = keys.getKeyString(
         name=f"projects/{ALPHA[1]}/locations/global/keys/maps-only").execute()["keyString"]
     assert op["name"]

@@ -161,12 +161,23 @@ def test_delete_key_when_missing_is_done(emu, client):
     client.delete_key(apikeys.key_name(PROJECT, "kw-never"))
 
 
-def test_delete_key_when_etag_stale_raises(emu, client):
+def test_delete_key_when_etag_stale_rereads_and_deletes(emu, client):
     created = _create(client)
-    with pytest.raises(GoogleError) as info:
-        client.delete_key(created.name, etag='W/"stale"')
-    assert info.value.status == 409
-    assert client.get_key(created.name).get("deleteTime") is None
+    client.delete_key(created.name, etag='W/"stale"')
+    assert client.get_key(created.name).get("deleteTime")
+
+
+def test_delete_key_when_etag_from_create_answer_deletes(emu, client):
+    created = _create(client)  # the emulator touches the key right after creating it
+    client.delete_key(created.name, etag=created.etag)
+    assert client.get_key(created.name).get("deleteTime")
+
+
+def test_create_key_when_id_taken_and_already_exists_only_in_operation_returns_key(emu, client):
+    first = _create(client)
+    emu.already_exists_in = "operation"
+    again = _create(client)
+    assert again.uid == first.uid
 
 
 def test_lookup_key_returns_name_and_parent(emu, client):

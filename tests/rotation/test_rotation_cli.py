@@ -89,19 +89,30 @@ def test_keys_sweep_when_stray_key_lists_then_prunes(run, emu):
     try:
         from keyward.rotation.deps import default_client
 
-        default_client(ctx, lambda s: None).create_key(
+        from keyward.rotation.records import installation_id
+
+        client = default_client(ctx, lambda s: None)
+        client.create_key(
             "alpha-proj", "kw-stray-2", display_name="keyward kw-stray-2",
-            annotations={"keyward.io/managed": "true", "keyward.io/key-id": "kw-stray-2"})
+            annotations={"keyward.io/managed": "true", "keyward.io/key-id": "kw-stray-2",
+                         "keyward.io/installation": installation_id(ctx)})
+        client.create_key(
+            "alpha-proj", "kw-laptop-1", display_name="keyward kw-laptop-1",
+            annotations={"keyward.io/managed": "true", "keyward.io/key-id": "kw-laptop-1",
+                         "keyward.io/installation": "kw-0123456789abcdef"})
     finally:
         ctx.close()
 
     listed = run("keys", "sweep")
     assert listed.exit_code == 0, listed.output
     assert "kw-stray-2" in listed.output and "live" in listed.output and "--prune" in listed.output
+    assert "kw-laptop-1" in listed.output and "kw-0123456789abcdef" in listed.output
     pruned = run("keys", "sweep", "--prune")
     assert pruned.exit_code == 0 and "deleted" in pruned.output
     assert "kw-stray-2" not in live(emu, "alpha-proj")
-    assert "no stray keys" in run("keys", "sweep").output
+    assert "kw-laptop-1" in live(emu, "alpha-proj"), "another installation's key is never pruned"
+    again = run("keys", "sweep").output
+    assert "no stray keys" in again and "kw-laptop-1" in again
 
 
 def test_rotate_when_run_as_subprocess_returns_0_with_active_verified_key(tmp_path, emu, kw_env):
@@ -123,5 +134,26 @@ def test_rotate_when_run_as_subprocess_returns_0_with_active_verified_key(tmp_pa
             active = [k for k in q.list_keys(s, "beta-proj") if k.state == "active"]
         assert len(active) == 1 and emu.key_string_valid(active[0].secret)
         assert active[0].secret not in done.stdout + done.stderr
+    finally:
+        ctx.close()
+
+
+def test_rotate_when_another_rotation_runs_waits_then_exits_1_naming_the_holder(run, emu):
+    import socket
+
+    from keyward import leadership
+
+    ctx = Context.load(str(run.config))
+    try:
+        with leadership.rotating(ctx, wait=0, kind="daemon", instance_id="d1d1d1d1d1d1"):
+            with ctx.store.write() as s:  # the daemon describes itself in its instance row
+                leadership.write_instance(s, leadership.describe(
+                    "d1d1d1d1d1d1", "daemon", ctx.now(), role="leader"), ctx.now())
+            result = run("rotate", "--project", "alpha-proj", "--now", "--wait", "0.5")
+        assert result.exit_code == 1, result.output
+        assert "keyward daemon d1d1d1d1d1d1" in result.output
+        assert socket.gethostname() in result.output and f"pid {os.getpid()}" in result.output
+        assert "waited 0.5 s" in result.output and live(emu, "alpha-proj") == []
+        assert run("rotate", "--project", "alpha-proj", "--now").exit_code == 0  # free again
     finally:
         ctx.close()

@@ -9,6 +9,7 @@ import pytest
 from keyward import inventory
 from keyward.errors import UsageError
 from keyward.rotation import service
+from keyward.rotation.records import installation_id
 from keyward.storage import store as q
 from keyward.storage.models import Event
 from sqlalchemy import select
@@ -98,7 +99,8 @@ def test_sweep_when_stray_keyward_key_exists_lists_it_and_prunes_only_when_asked
 
     client = default_client(ctx, deps.sleep)
     client.create_key("alpha-proj", "kw-stray-1", display_name="keyward kw-stray-1",
-                      annotations={"keyward.io/managed": "true", "keyward.io/key-id": "kw-stray-1"})
+                      annotations={"keyward.io/managed": "true", "keyward.io/key-id": "kw-stray-1",
+                                   "keyward.io/installation": installation_id(ctx)})
     emu.create_manual_key("alpha-proj")  # not keyward's: never swept
 
     found = service.sweep(ctx, deps=deps)
@@ -110,6 +112,23 @@ def test_sweep_when_stray_keyward_key_exists_lists_it_and_prunes_only_when_asked
     assert "kw-stray-1" not in live_ids(emu, "alpha-proj")
     assert kept.new_key_id in live_ids(emu, "alpha-proj") and len(emu.keys("alpha-proj")) == 2
     assert service.sweep(ctx, deps=deps) == []
+
+
+@pytest.mark.parametrize("owner", ["kw-someone-else", None])
+def test_sweep_when_key_of_other_installation_lists_it_apart_and_prune_keeps_it(ctx, emu, deps, owner):
+    from keyward.rotation.deps import default_client
+
+    annotations = {"keyward.io/managed": "true", "keyward.io/key-id": "kw-theirs"}
+    if owner:
+        annotations["keyward.io/installation"] = owner
+    default_client(ctx, deps.sleep).create_key("alpha-proj", "kw-theirs", display_name="theirs",
+                                               annotations=annotations)
+
+    found = service.sweep(ctx, prune=True, deps=deps)
+
+    assert [(i.key_id, i.deleted, i.other_installation) for i in found] == [
+        ("kw-theirs", False, owner or "unknown")]
+    assert "kw-theirs" in live_ids(emu, "alpha-proj")
 
 
 def test_sweep_when_key_row_retired_but_live_at_google_reports_it(ctx, emu, deps):

@@ -46,9 +46,12 @@ def test_rotate_project_when_no_key_creates_verified_auth_key_bound_to_service_a
     created = at_google[0]
     assert created["serviceAccountEmail"] == sa("alpha-proj")
     assert created["restrictions"]["apiTargets"] == [{"service": "generativelanguage.googleapis.com"}]
-    assert created["annotations"] == {"keyward.io/managed": "true", "keyward.io/key-id": active.key_id}
+    from keyward.rotation.records import installation_id
+
+    assert created["annotations"] == {"keyward.io/managed": "true", "keyward.io/key-id": active.key_id,
+                                      "keyward.io/installation": installation_id(ctx)}
     assert created["displayName"] == f"keyward {active.key_id}"
-    assert active.google_name == created["name"] and active.etag == created["etag"]
+    assert active.google_name == created["name"] and active.etag  # Google moves the etag on at once
     # rotate_after drawn in [7d, 15d]; the test's random source gives the middle.
     assert active.rotate_after == START + timedelta(days=11)
     kinds = [k for k, _, _ in events(ctx)]
@@ -252,10 +255,19 @@ def test_rotate_project_when_verify_disabled_skips_gemini_call(make_ctx, emu, de
     assert any("verification skipped" in m for _, _, m in events(ctx))
 
 
+def reject_at_google(ctx, emu, key_id):
+    """Make Gemini really reject the key (deleted at Google) and mark it as a report would."""
+    from keyward.rotation.deps import default_client
+
+    with ctx.store.write() as s:
+        key = q.get_key(s, key_id)
+        key.state, name = "invalid", key.google_name
+    default_client(ctx, lambda _: None).delete_key(name)
+
+
 def test_replace_invalid_when_managed_rotates_now_and_retires_rejected_key(ctx, emu, deps):
     first = service.rotate_project(ctx, "alpha-proj", deps=deps)
-    with ctx.store.write() as s:
-        q.get_key(s, first.new_key_id).state = "invalid"
+    reject_at_google(ctx, emu, first.new_key_id)
 
     result = service.replace_invalid(ctx, first.new_key_id, deps=deps)
 
@@ -263,6 +275,38 @@ def test_replace_invalid_when_managed_rotates_now_and_retires_rejected_key(ctx, 
     assert active_of(ctx, "alpha-proj").key_id == result.new_key_id
     assert service.retire_due(ctx, deps=deps) == [first.new_key_id]
     assert [k["name"].rsplit("/", 1)[-1] for k in emu.keys("alpha-proj")] == [result.new_key_id]
+
+
+def test_replace_invalid_when_gemini_accepts_key_reinstates_it_without_new_key(ctx, emu, deps):
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    with ctx.store.write() as s:
+        q.get_key(s, first.new_key_id).state = "invalid"  # a program's report, not confirmed
+
+    result = service.replace_invalid(ctx, first.new_key_id, deps=deps)
+
+    assert result.status == "not-due" and "back in service" in result.message
+    assert active_of(ctx, "alpha-proj").key_id == first.new_key_id
+    assert len(emu.keys("alpha-proj")) == 1
+    assert any(k == "key.reinstated" for k, _, _ in events(ctx, "key."))
+
+
+def test_replace_invalid_when_reported_repeatedly_replaces_once_per_interval(ctx, emu, deps, clock):
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    made = [first.new_key_id]
+    for _ in range(5):  # six reports in all, each about the key then active, each confirmed
+        clock.advance(timedelta(minutes=1))
+        current = active_of(ctx, "alpha-proj")
+        if current is not None:
+            reject_at_google(ctx, emu, current.key_id)
+            result = service.replace_invalid(ctx, current.key_id, deps=deps)
+            if result.status == "rotated":
+                made.append(result.new_key_id)
+
+    assert len(made) == 2, "one replacement within rotation.invalid_interval (10 min)"
+    journaled = [m for k, _, m in events(ctx) if k == "rotation.invalid"]
+    assert journaled and "not acted on" in journaled[0]
+    clock.advance(timedelta(minutes=10))
+    assert service.rotate_project(ctx, "alpha-proj", deps=deps).status == "rotated"
 
 
 def test_replace_invalid_when_unmanaged_journals_instructions(ctx, emu, deps):
@@ -329,3 +373,25 @@ def test_rotate_project_when_logging_at_debug_never_logs_key_strings(ctx, emu, d
     assert len(secrets) == 2
     for secret in secrets:
         assert secret not in caplog.text and secret not in journal and secret not in str(err.value)
+
+
+def test_replace_reported_when_follower_got_the_report_leader_replaces_within_a_pass(ctx, emu, deps):
+    from keyward import leadership
+
+    first = service.rotate_project(ctx, "alpha-proj", deps=deps)
+    reject_at_google(ctx, emu, first.new_key_id)
+
+    class Follower:
+        is_leader = False
+
+    leadership.attach(ctx.store, Follower())
+    try:
+        assert service.replace_invalid(ctx, first.new_key_id, deps=deps).status == "pending"
+        assert len(emu.keys("alpha-proj")) == 0, "a follower makes no key"
+    finally:
+        leadership.attach(ctx.store, None)
+
+    [result] = service.replace_reported(ctx, deps=deps)  # the leader's publishing timer
+
+    assert result.status == "rotated" and result.reason == "invalid"
+    assert service.replace_reported(ctx, deps=deps) == []

@@ -37,7 +37,7 @@ def test_status_json_when_built_has_the_documented_schema(world):
     status = build_status(world.ctx)
     assert status["schema_version"] == 1
     assert set(status) == {"schema_version", "generated_at", "daemon", "pools", "projects", "warnings", "secrets",
-                           "recent_errors"}
+                           "recent_errors", "hosts", "lease"}
     assert set(status["daemon"]) == DAEMON_FIELDS
     [pool] = status["pools"]
     assert set(pool) == POOL_FIELDS
