@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -68,8 +69,11 @@ def prepare_sqlite_file(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
     for sidecar in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if sidecar.exists() and (sidecar.stat().st_mode & 0o077):
-            os.chmod(sidecar, 0o600)
+        try:
+            if sidecar.stat().st_mode & 0o077:
+                os.chmod(sidecar, 0o600)
+        except FileNotFoundError:  # absent, or just removed by another process's last connection closing
+            continue
 
 
 def make_engine(url: str) -> Engine:
@@ -117,7 +121,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         # Overwrite freed space with zeros: a key string replaced by its sealed value (or a deleted
@@ -132,6 +136,32 @@ def _install_sqlite_hooks(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put the file in WAL mode, waiting (up to the busy timeout) for another process's first write.
+
+    While another connection holds the write lock of a file still in rollback-journal mode, SQLite
+    answers `PRAGMA journal_mode = WAL` with SQLITE_BUSY at once, without calling the busy handler.
+    On a brand-new file that is exactly what happens when several commands start together: the
+    first one writes the header (in a rollback transaction) and every other one fails. Once the
+    header says WAL, the pragma needs no write lock, so waiting for that transaction is enough.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:  # SQLITE_BUSY's message; SQLAlchemy has not wrapped it
+            if "database is locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        if pause == 0.001:
+            log.debug("another process is writing the new database file; waiting to switch it to WAL")
+        time.sleep(pause)  # a back-off between retries, bounded by the deadline above
+        pause = min(pause * 2, 0.05)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 import keyward
-from keyward.errors import SchemaOutOfDate, SchemaTooNew, StorageError
+from keyward.errors import SchemaOutOfDate, SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,10 @@ SCHEMA_HEAD = "0003_sealed_secrets"
 
 def _stored_revision(engine: Engine) -> str | None:
     """The database's revision by plain SQL, or None when there is no alembic_version table yet."""
-    try:
-        with engine.connect() as conn:
+    from keyward.storage.engine import READ_ONLY
+
+    try:  # a deferred read: checking the version never queues behind another process's write
+        with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except SQLAlchemyError:
         return None
@@ -117,9 +119,9 @@ def ensure_current(engine: Engine, *, upgrade: bool = True, sealer=None) -> None
                     "Upgrade keyward, or point it at another database."
                 )
     except SQLAlchemyError as exc:
-        from keyward.storage.failures import describe_database_error
+        from keyward.storage.failures import database_failure
 
-        raise StorageError(f"cannot read the database schema version: {describe_database_error(exc)}") from exc
+        raise database_failure(exc, "cannot read the database schema version", engine.url) from exc
     if not upgrade:
         raise SchemaOutOfDate(
             f"the database is at schema revision {rev or 'none'}, this keyward needs {head}: "
@@ -150,7 +152,9 @@ def run_upgrade(engine: Engine, sealer=None) -> tuple[str | None, str]:
             after = current_revision(conn)
             _record_version(conn)
     except SQLAlchemyError as exc:
-        raise StorageError(f"database upgrade failed: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
+        from keyward.storage.failures import database_failure
+
+        raise database_failure(exc, "database upgrade failed", engine.url) from exc
     if before != after:
         log.info("database schema upgraded from %s to %s", before or "empty", after)
     return before, after

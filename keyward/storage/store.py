@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session, selectinload
 
-from keyward.errors import MasterKeyError, NotFound, StorageError
+from keyward.errors import MasterKeyError, NotFound
 from keyward.keystrings import mask
 from keyward.sealing import Sealer, sealed_by
 from keyward.storage.engine import READ_ONLY, make_engine
+from keyward.storage.failures import database_failure
 from keyward.storage.models import (
     LIVE_STATES,
     ORIGIN_CLI,
@@ -78,7 +79,7 @@ class Store:
                     session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            raise StorageError(f"database write failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+            raise database_failure(exc, "database write failed", self.engine.url) from exc
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -89,15 +90,10 @@ class Store:
                         session.begin():
                     yield session
         except SQLAlchemyError as exc:
-            raise StorageError(f"database read failed: {exc.__class__.__name__}: {_short(exc)}") from exc
+            raise database_failure(exc, "database read failed", self.engine.url) from exc
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _short(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).splitlines()[0][:200]
 
 
 # Pools ---------------------------------------------------------------------------------------------
