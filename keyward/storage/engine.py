@@ -86,6 +86,10 @@ def make_engine(url: str) -> Engine:
     except (ImportError, NoSuchModuleError) as exc:
         scheme = url.split("://", 1)[0]
         why = f"{exc.name} is not installed" if isinstance(exc, ImportError) and exc.name else "unknown scheme"
+        if isinstance(exc, ImportError) and (exc.name or "").startswith("psycopg"):
+            # PostgreSQL's driver is an extra, not a dependency
+            raise StorageError(f"no database driver for {scheme}:// ({why}): install it with "
+                               "pip install 'keyward[postgresql]'") from None
         raise StorageError(f"no database driver for {scheme}:// ({why}): keyward works with "
                            "sqlite:/// and postgresql:// URLs") from None
 
@@ -106,12 +110,7 @@ def _make_engine(url: str) -> Engine:
         engine = create_engine(url)
         _install_sqlite_hooks(engine)
         return engine
-    try:
-        return create_engine(url, pool_pre_ping=True)
-    except ModuleNotFoundError as exc:  # PostgreSQL's driver is an extra, not a dependency
-        extra = " (pip install 'keyward[postgresql]')" if "psycopg" in str(exc.name) else ""
-        raise StorageError(f"the database driver for {_redact_url(url)} is not installed: "
-                           f"no module named {exc.name!r}{extra}") from None
+    return create_engine(url, pool_pre_ping=True)
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
