@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from keyward.errors import KeywardError, NotFound, NothingPublished
+from keyward.errors import KeywardError, NotFound, NothingPublished, StorageError
 from keyward.published import published_state_path
 
 if TYPE_CHECKING:
@@ -83,7 +83,14 @@ def current_key(pool: str = "default", *, config_path: str | None = None,
     if state.get("budget_spent"):
         raise NothingPublished(f"pool {pool!r} spent its budget and its key is withdrawn until the "
                                "budget's period ends (see `keyward status`)")
-    return _from_database(config, pool)
+    try:
+        return _from_database(config, pool)
+    except StorageError as exc:
+        # A reader of the system service (a member of group keyward) may read the published files
+        # but not the service's database: what it needs to hear is that nothing is published.
+        where = ", ".join(str(s.options["path"]) for s in sinks if s.type == "file") or "no file sink"
+        raise NothingPublished(f"no key published for pool {pool!r} ({where}), and the database is not "
+                               f"readable here ({exc}): is the keyward service running?") from None
 
 
 def _from_database(config, pool: str) -> str:

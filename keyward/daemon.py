@@ -231,13 +231,19 @@ class Daemon:
                                seconds=heartbeat, misfire_grace_time=max(1, int(heartbeat)))
 
     def _schedule(self, config: "Config") -> None:
+        """(Re)schedule every job. A job whose interval is unchanged keeps its next run: a reload
+        must not push rotation (hourly) a whole interval further away each time it happens."""
         heartbeat = config.daemon.heartbeat.total_seconds()
-        specs = jobs.job_table(config)
-        for spec in specs:
+        now = datetime.now().astimezone()
+        for spec in jobs.job_table(config):
+            existing = self.scheduler.get_job(spec.name)
+            interval = getattr(getattr(existing, "trigger", None), "interval", None)
+            keep = (existing is not None and existing.next_run_time is not None
+                    and interval is not None and interval.total_seconds() == spec.seconds)
             self.scheduler.add_job(
                 self._run_scheduled, "interval", args=[spec.name], id=spec.name, replace_existing=True,
                 seconds=spec.seconds, jitter=spec.jitter or None,
-                next_run_time=datetime.now().astimezone() + timedelta(seconds=spec.seconds),
+                next_run_time=existing.next_run_time if keep else now + timedelta(seconds=spec.seconds),
                 misfire_grace_time=max(1, int(spec.seconds)),
             )
         self.scheduler.add_job(self._beat, "interval", id="heartbeat", replace_existing=True,
@@ -319,6 +325,9 @@ class Daemon:
             return
         old, self.ctx = self.ctx, new_ctx
         self._schedule(config)
+        if self.scheduler is not None and self.scheduler.get_job("rotation") is not None:
+            # A project the new file adds gets its first key now, not after `rotation_check`.
+            self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
         if self.ingest is not None:
             self.ingest.config_changed()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")

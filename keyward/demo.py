@@ -1,11 +1,17 @@
 """`keyward demo`: the whole system at work on one machine, in accelerated time.
 
 It starts the emulator of Google's APIs, writes a configuration with three managed projects in one
-pool (keys rotating every 20 to 40 seconds instead of 7 to 15 days), runs the real daemon as a
+pool (keys rotating every 10 to 15 seconds instead of 7 to 15 days), runs the real daemon as a
 subprocess, and drives Gemini traffic through the emulator with whatever key the daemon published,
 reporting usage and 429s back the way a real tool would. One project starts with a standard (AIza)
 key made by hand, as many still have: keyward flags it and its first rotation migrates it to an
-auth key. Nothing here is a shortcut around the daemon: what the screen shows is what it did.
+auth key. Another's real per-minute limit at Google is lower than the configuration says, as happens
+when a project drops to a lower tier: its 429s teach keyward to switch away until the minute frees.
+Nothing here is a shortcut around the daemon: what the screen shows is what it did.
+
+Within the default duration (DEFAULT_DURATION) a viewer sees the published key switch, quota 429s,
+and at least one rotation finish: new key verified and promoted, the old one kept for its grace
+period, then retired.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ log = logging.getLogger(__name__)
 MODEL = "gemini-2.5-flash"
 PROJECTS = (("demo-alpha-1", "100000000001"), ("demo-bravo-2", "100000000002"), ("demo-charlie-3", "100000000003"))
 LIMITS = {"rpm": 40, "tpm": 60000, "rpd": 5000}
+# What Google really enforces for the last project: fewer requests a minute than the config says.
+TIGHT_PROJECT, TIGHT_RPM = PROJECTS[2][0], 4
+DEFAULT_DURATION = "45s"
 REQUESTS_PER_SECOND = 2.2  # 132 a minute: more than the three projects' 120 together, so 429s happen
 
 CONFIG = """\
@@ -35,9 +44,9 @@ runtime_dir = "{run}"
 log_level = "info"
 
 [rotation]
-min_age = "20s"
-max_age = "40s"
-grace = "10s"
+min_age = "10s"
+max_age = "15s"
+grace = "8s"
 retry_backoff = "5s"
 max_backoff = "30s"
 operation_timeout = "30s"
@@ -88,7 +97,7 @@ class Demo:
         self.out = out or sys.stdout
         self.config_path = self.base / "keyward.toml"
         self.stop = threading.Event()
-        self.counts = {"ok": 0, "429": 0, "other": 0, "switches": 0}
+        self.counts = {"ok": 0, "429": 0, "other": 0, "switches": 0, "rotations": 0, "retired": 0}
         self.emulator = None
         self.daemon: subprocess.Popen | None = None
 
@@ -129,7 +138,8 @@ class Demo:
         state, run = self.base / "state", self.base / "run"
         text = CONFIG.format(state=state, run=run, model=MODEL)
         for pid, number in PROJECTS:
-            self.emulator.add_project(pid, number, limits={MODEL: dict(LIMITS)})
+            real = dict(LIMITS, rpm=TIGHT_RPM) if pid == TIGHT_PROJECT else dict(LIMITS)
+            self.emulator.add_project(pid, number, limits={MODEL: real})
             text += PROJECT.format(pid=pid, number=number, model=MODEL, **LIMITS)
         self.config_path.write_text(text)
         # A standard key made by hand long ago, as many projects still have one.
@@ -138,6 +148,8 @@ class Demo:
             inventory.add_key(ctx, PROJECTS[0][0], legacy["keyString"])
         self.say(f"emulator on {self.emulator.address}; state in {self.base}")
         self.say(f"{PROJECTS[0][0]} starts with a standard (AIza) key: Gemini rejects those, keyward migrates it")
+        self.say(f"{TIGHT_PROJECT} really allows {TIGHT_RPM} requests a minute, not the {LIMITS['rpm']} its "
+                 "config says: expect 429s from it")
 
     def _start_daemon(self) -> None:
         env = {**os.environ, "KEYWARD_GOOGLE_EMULATOR_HOST": self.emulator.address}
@@ -238,6 +250,10 @@ class Demo:
         with ctx.store.read() as s:
             events = [e for e in reversed(q.recent_events(s, 50)) if e.id > after]
         for event in events:
+            if event.kind == "rotation.done":
+                self.counts["rotations"] += 1
+            elif event.kind == "key.retired":
+                self.counts["retired"] += 1
             if event.kind.startswith(interesting):
                 where = " ".join(x for x in (event.project_id, event.key_id) if x)
                 self.say(f"{event.kind}: {where}: {event.message}")
@@ -245,12 +261,14 @@ class Demo:
         return after
 
     def _draw(self, ctx) -> None:
-        from keyward.status import build_status, render
+        from keyward.cli.status_screen import render
+        from keyward.status import build_status
 
         screen = render(build_status(ctx), ctx.now())
         c = self.counts
         self.out.write("\x1b[H\x1b[2J" + screen + f"\n\ntraffic: {c['ok']} ok, {c['429']} quota 429s, "
-                       f"{c['other']} other errors; published key changed {c['switches']} time(s)\n")
+                       f"{c['other']} other errors; published key changed {c['switches']} time(s); "
+                       f"{c['rotations']} rotation(s) done, {c['retired']} key(s) retired\n")
         self.out.flush()
 
     # Ending -------------------------------------------------------------------------------------
@@ -269,6 +287,6 @@ class Demo:
         self._stop_daemon()
         c = self.counts
         self.say(f"done: {c['ok']} requests served, {c['429']} quota 429s, published key changed "
-                 f"{c['switches']} time(s)")
+                 f"{c['switches']} time(s), {c['rotations']} rotation(s) done, {c['retired']} key(s) retired")
         self.say(f"state kept in {self.base}; inspect it with: keyward --config {self.config_path} status")
         return 0 if self.daemon.returncode == 0 else 1

@@ -149,6 +149,24 @@ def list_pools(ctx: "Context") -> list[PoolView]:
         ]
 
 
+def remove_pool(ctx: "Context", name: str) -> None:
+    """Forget the pool `name`. Raise UsageError while the config declares it or projects are in it.
+
+    Its published key files and keyring entries stay where they are: programs may still read them,
+    and removing a secret a program depends on is the operator's decision, not a side effect.
+    """
+    with ctx.store.write() as s:
+        pool = q.get_pool(s, name)
+        if pool.origin == ORIGIN_CONFIG:
+            raise UsageError(f"pool {name!r} is declared in {ctx.config.source}; remove it from that file")
+        if pool.projects:
+            ids = sorted(p.project_id for p in pool.projects)
+            raise UsageError(f"pool {name!r} still has {len(ids)} project(s) ({', '.join(ids[:5])}"
+                             f"{', …' if len(ids) > 5 else ''}); remove them first (`keyward project remove ID`)")
+        q.remove_pool(s, pool)
+        q.journal(s, "pool.removed", "pool removed by the operator", pool=name, now=ctx.now())
+
+
 # Projects --------------------------------------------------------------------------------------
 
 

@@ -48,7 +48,9 @@ named by id and by mask ("AQ.…wxyz").
     secrets          {sealed: int, plain: int, master_keys: {id: count}}: how stored key strings are
                      kept at rest (counted from the rows; status never needs the master key)
     recent_errors[]  error-level journal events of the last 24 hours, newest first (at most 20):
-                     {at, kind, message, pool, project_id, key_id}
+                     {at, kind, message, pool, project_id, key_id, resolved}; resolved is true once
+                     a later event undid it (RESOLVED_BY); only unresolved ones make the
+                     recent_errors warning
     hosts[]          the daemons sharing this database (heard from in the last hour), leader first:
                      {instance_id, host, pid, version, role: "leader"|"follower"|"stopped",
                       started_at, heartbeat_at, heartbeat_age_s, lease_expires_at (the leader's)}
@@ -75,6 +77,18 @@ ERROR_WINDOW = timedelta(hours=24)
 MAX_ERRORS = 20
 HEARTBEAT_META = "heartbeat"
 
+# An error stops being current once a later event shows its cause gone: the project rotated after
+# a failed rotation, the pool published after having no key, the sink took the key again. The
+# subject must match: the project for rotation and key events, the pool for the others.
+RESOLVED_BY: dict[str, tuple[str, ...]] = {
+    "rotation.failed": ("rotation.done",),
+    "rotation.invalid": ("rotation.done", "key.added", "key.replaced", "key.reinstated"),
+    "key.invalid": ("rotation.done", "key.added", "key.replaced", "key.reinstated"),
+    "selection.no_key": ("key.published", "selection.switched", "selection.recovered"),
+    "publish.failed": ("publish.recovered", "key.published"),
+}
+_BY_POOL = ("selection.", "publish.")
+
 
 def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(timezone.utc).isoformat(timespec="seconds")
@@ -93,6 +107,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         keys = q.key_rows(s)
         loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now, summaries=True)}
         errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
+        resolved = _resolved(s, errors)
         beat = q.get_meta(s, HEARTBEAT_META)
         beat = None if beat is None else (beat.value, beat.updated_at)
         daemons, lease = _members(s)
@@ -142,10 +157,11 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     for item in project_out:
         item["cost"] = (costs[0].get(item["project_id"]) or _no_spend(costs)) if costs else None
     secrets = _secrets_at_rest(keys, warnings)
-    if errors:
+    current_errors = [e for e in errors if e.id not in resolved]
+    if current_errors:
         warnings.append(_warning("recent_errors", "error",
-                                 f"{len(errors)} error(s) in the journal in the last 24 hours; newest: "
-                                 f"{redact(errors[0].message)}"))
+                                 f"{len(current_errors)} error(s) in the journal in the last 24 hours; newest: "
+                                 f"{redact(current_errors[0].message)}"))
     hosts, lease_out = _hosts(daemons, lease, now, warnings)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -156,7 +172,7 @@ def build_status(ctx: "Context") -> dict[str, Any]:
         "pools": pool_out,
         "projects": project_out,
         "warnings": warnings,
-        "recent_errors": [_event(e) for e in errors],
+        "recent_errors": [_event(e, e.id in resolved) for e in errors],
         "secrets": secrets,
     }
 
@@ -235,9 +251,31 @@ def _secrets_at_rest(keys, warnings: list[dict[str, Any]]) -> dict[str, Any]:
     return {"sealed": sum(by_master.values()), "plain": plain, "master_keys": by_master}
 
 
-def _event(e) -> dict[str, Any]:
+def _subject(e) -> tuple[str, str | None]:
+    """What an error is about: its pool for selection and publishing, else its project."""
+    return ("pool", e.pool) if e.kind.startswith(_BY_POOL) else ("project", e.project_id)
+
+
+def _resolved(s, errors: list) -> set[int]:
+    """The ids of `errors` that a later event of a RESOLVED_BY kind, on the same subject, undid."""
+    from keyward.storage import store as q
+
+    known = [e for e in errors if e.kind in RESOLVED_BY]
+    if not known:
+        return set()
+    kinds = {k for e in known for k in RESOLVED_BY[e.kind]}
+    latest: dict[tuple[str, str, str | None], int] = {}
+    for later in q.events_after(s, min(e.id for e in known), sorted(kinds)):
+        if later.level != "error":
+            latest[(later.kind, "pool", later.pool)] = later.id
+            latest[(later.kind, "project", later.project_id)] = later.id
+    return {e.id for e in known
+            if any(latest.get((kind, *_subject(e)), 0) > e.id for kind in RESOLVED_BY[e.kind])}
+
+
+def _event(e, resolved: bool = False) -> dict[str, Any]:
     return {"at": iso(e.at), "kind": e.kind, "message": redact(e.message), "pool": e.pool,
-            "project_id": e.project_id, "key_id": e.key_id}
+            "project_id": e.project_id, "key_id": e.key_id, "resolved": resolved}
 
 
 def _warning(code: str, level: str, message: str, *, pool: str | None = None, project_id: str | None = None,

@@ -144,7 +144,11 @@ class StatusServer:
                 except Exception as exc:  # the client falls back to building the status itself
                     log.warning("status request failed: %s", exc)
                     return
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # `keyward status | head`, a timeout, Ctrl-C: the client's choice, not a fault
+                    log.debug("a status client left before reading the whole answer")
 
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True

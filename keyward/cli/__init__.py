@@ -8,6 +8,19 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    from keyward.cli.pipes import StdoutClosed, guard_stdout, quiet_exit
+
+    guard_stdout()
+    try:
+        try:
+            _main(argv)
+        finally:  # what is still buffered meets a closed pipe here, not in the interpreter's exit
+            sys.stdout.flush()
+    except StdoutClosed:
+        quiet_exit()
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     config_path, rest = _leading_config(args)
     if rest[:1] == ["current"]:

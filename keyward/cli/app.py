@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("keyward.cli.setup", "init", "Write a commented example configuration."),
     "config": ("keyward.cli.setup", "config", "Check the configuration."),
     "db": ("keyward.cli.setup", "db", "Upgrade or inspect the database schema."),
-    "pool": ("keyward.cli.inventory", "pool", "Add and list pools."),
+    "pool": ("keyward.cli.inventory", "pool", "Add, list and remove pools."),
     "project": ("keyward.cli.inventory", "project", "Add, list and remove projects."),
     "key": ("keyward.cli.inventory", "key", "Add, list and retire keys."),
     "keys": ("keyward.cli.rotate", "keys", "Reconcile keys at Google with keyward's (sweep)."),
@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("keyward.cli.daemon", "run", "Run the daemon (or one pass with --once)."),
     "demo": ("keyward.cli.daemon", "demo", "Run a live demo against the local emulator."),
     "emulator": ("keyward.cli.daemon", "emulator", "Serve the local emulator of Google's APIs."),
+    "systemd": ("keyward.cli.units", "systemd", "Print the systemd units for this installation."),
 }
 
 
@@ -51,7 +52,9 @@ class KeywardGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        from keyward.cli.options import late_options
+
+        return late_options(getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]

@@ -9,7 +9,8 @@ from keyward.cli.current import run
 
 
 @click.command("current")
-@click.option("--pool", default="default", show_default=True)
+@click.option("--pool", default="default", show_default=True, metavar="NAME",
+              help="The pool whose published key to print.")
 @click.option("--check", is_flag=True, help="Exit 1 when every project of the pool is exhausted.")
 @click.pass_context
 def current(ctx: click.Context, pool: str, check: bool) -> None:

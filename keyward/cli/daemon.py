@@ -48,17 +48,18 @@ def emulator(host: str, port: int, seed: str | None) -> None:
 
 
 @click.command()
-@click.option("--duration", default="0s", show_default=True,
-              help="Stop after this long (e.g. 60s, 5m); 0s runs until Ctrl-C.")
+@click.option("--duration", default=None, metavar="DURATION",
+              help="Stop after this long (e.g. 90s, 5m; default 45s, long enough to see switching, "
+                   "429s and a whole rotation); 0s runs until Ctrl-C.")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Keep the demo's state here (default: a new temp dir).")
 @click.option("--quiet", is_flag=True, help="Print events only, no live status screen.")
 def demo(duration: str, state_dir: str | None, quiet: bool) -> None:
     """Run keyward against the local emulator: 3 projects, live traffic, switching and rotation."""
     from keyward.config import parse_duration
-    from keyward.demo import Demo
+    from keyward.demo import DEFAULT_DURATION, Demo
 
     try:
-        seconds = parse_duration(duration).total_seconds()
+        seconds = parse_duration(duration or DEFAULT_DURATION).total_seconds()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--duration") from None
     code = Demo(state_dir=state_dir, live=not quiet and sys.stdout.isatty()).run(seconds or None)

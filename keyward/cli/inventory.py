@@ -13,7 +13,7 @@ from keyward.errors import UsageError
 
 @click.group()
 def pool() -> None:
-    """Add and list pools (a pool publishes one current key)."""
+    """Add, list and remove pools (a pool publishes one current key)."""
 
 
 @pool.command("add")
@@ -37,6 +37,17 @@ def pool_list(inv: Invocation) -> None:
 
     rows = [(p.name, p.model, p.projects, p.current_key_id, p.origin) for p in inventory.list_pools(inv.context())]
     click.echo(table(["POOL", "MODEL", "PROJECTS", "CURRENT KEY", "FROM"], rows))
+
+
+@pool.command("remove")
+@click.argument("name")
+@pass_invocation
+def pool_remove(inv: Invocation, name: str) -> None:
+    """Forget the pool NAME (it must have no projects); its published files stay."""
+    from keyward import inventory
+
+    inventory.remove_pool(inv.context(), name)
+    click.echo(f"pool {name} removed")
 
 
 @click.group()

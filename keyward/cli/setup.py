@@ -19,8 +19,11 @@ from keyward.errors import KeywardError, UsageError
                    "/etc/keyward/keyward.toml as root).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(target: Path | None, force: bool) -> None:
-    """Write a commented example configuration that documents every key."""
-    from keyward.config import example_config, load_config
+    """Write a commented example configuration that documents every key.
+
+    It runs as written (no projects yet, default paths); uncomment and edit what you need.
+    """
+    from keyward.config import example_config
     from keyward.config.paths import SYSTEM_CONFIG, user_config_path
 
     if target is None:
@@ -29,7 +32,7 @@ def init(target: Path | None, force: bool) -> None:
         raise UsageError(f"{target} exists; pass --force to overwrite it")
     from keyward.atomicfile import AtomicWriteError, replace_file
 
-    text = example_config(runtime_dir=load_config(None).runtime_dir)
+    text = example_config()
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         replace_file(target, text.encode(), mode=0o640, temp_prefix=f".{target.name}.")

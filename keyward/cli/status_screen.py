@@ -31,11 +31,12 @@ def _t(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _clock(value: str | None, now: datetime) -> str:
+def _clock(value: str | None, now: datetime, *, seconds: bool = False) -> str:
     ts = _t(value)
     if ts is None:
         return "-"
-    fmt = "%H:%M UTC" if ts.date() == now.astimezone(timezone.utc).date() else "%Y-%m-%d %H:%M UTC"
+    time_fmt = "%H:%M:%S" if seconds else "%H:%M"
+    fmt = f"{time_fmt} UTC" if ts.date() == now.astimezone(timezone.utc).date() else f"%Y-%m-%d {time_fmt} UTC"
     return ts.strftime(fmt)
 
 
@@ -208,7 +209,8 @@ def _project(p: dict[str, Any], cur: dict[str, Any] | None, now: datetime, paint
     if p.get("cost"):
         out.append("      spend: " + _spend(p["cost"]))
     if p["exhausted"]:
-        out.append(paint(f"      exhausted until {_clock(p['exhausted_until'], now)} "
+        # to the second: a per-minute quota frees within the minute the clock would show
+        out.append(paint(f"      exhausted until {_clock(p['exhausted_until'], now, seconds=True)} "
                          f"({p['exhausted_scope']})", YELLOW))
     return out
 
@@ -237,13 +239,29 @@ def _echo_raw(text: str) -> None:
     sys.stdout.flush()
 
 
+def use_color(flag: bool | None, stream=None) -> bool:
+    """--color/--no-color when given; else color only on a terminal and only without $NO_COLOR
+    (no-color.org: set to anything but the empty string)."""
+    import os
+    import sys
+
+    if flag is not None:
+        return flag
+    stream = sys.stdout if stream is None else stream
+    return not os.environ.get("NO_COLOR") and stream.isatty()
+
+
 def watch(draw: Callable[[], str], interval: float, *, iterations: int | None = None,
-          echo: Callable[[str], None] = _echo_raw, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Clear the screen and draw every `interval` seconds until Ctrl-C (or `iterations` draws)."""
+          echo: Callable[[str], None] = _echo_raw, sleep: Callable[[float], None] = time.sleep,
+          clear: bool = True) -> None:
+    """Draw every `interval` seconds until Ctrl-C (or `iterations` draws): on a terminal
+    (`clear`) over the last frame; elsewhere (a pipe, a file) one plain frame after another,
+    separated by a blank line, without escape codes."""
     count = 0
     try:
         while iterations is None or count < iterations:
-            echo(CLEAR + draw())
+            frame = draw()
+            echo(CLEAR + frame if clear else ("\n" if count else "") + frame)
             count += 1
             if iterations is None or count < iterations:
                 sleep(interval)
@@ -266,23 +284,43 @@ def from_daemon(config_path: str | None) -> str | None:
     return None if found is None else fetch(found[1])
 
 
+EXIT_ERRORS_SHOWN = 1  # `keyward status --check` when the status shows an error
+
+
+def shows_error(text: str) -> bool:
+    """Whether the status JSON `text` holds an error-level warning (what --check exits 1 for)."""
+    return any(w.get("level") == "error" for w in json.loads(text).get("warnings", []))
+
+
 def fast_main(args: list[str], config_path: str | None = None) -> int | None:
-    """`keyward status [--json]` answered by the daemon without importing click; None = slow path."""
+    """`keyward status [--json] [--check] [--config FILE]` answered by the daemon without
+    importing click; None = the slow path."""
     import sys
 
-    if not set(args) <= {"--json", "--pretty", "--all", "--color", "--no-color"}:
+    rest = list(args)
+    if "--config" in rest:
+        at = rest.index("--config")
+        if at + 1 >= len(rest):
+            return None
+        config_path = rest[at + 1]
+        del rest[at:at + 2]
+    for arg in [a for a in rest if a.startswith("--config=")]:
+        config_path = arg.split("=", 1)[1]
+        rest.remove(arg)
+    if not set(rest) <= {"--json", "--pretty", "--all", "--color", "--no-color", "--check"}:
         return None
     text = from_daemon(config_path)
     if text is None:
         return None
-    color = "--color" in args or ("--no-color" not in args and sys.stdout.isatty())
-    if "--json" in args:
-        if "--pretty" in args:
+    code = EXIT_ERRORS_SHOWN if "--check" in rest and shows_error(text) else 0
+    color = use_color(True if "--color" in rest else False if "--no-color" in rest else None)
+    if "--json" in rest:
+        if "--pretty" in rest:
             from keyward.status_socket import pretty
 
             text = pretty(text)
     else:
-        text = screen(text, color, top=None if "--all" in args else TOP_DEFAULT)
+        text = screen(text, color, top=None if "--all" in rest else TOP_DEFAULT)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-    return 0
+    return code

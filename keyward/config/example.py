@@ -3,6 +3,10 @@
 It documents every key with its default. Settings shown as `# key = value` are the defaults (or,
 for keys without one, an example); removing the "# " gives a file keyward still accepts, and the
 tests hold the example to that.
+
+As written it is safe to run at once: the sample projects are commented out (keyward would
+otherwise try to manage keys of a project called my-project-1), and no path of the machine or user
+that wrote it is baked in, so the file means the same under systemd as in a login shell.
 """
 
 from __future__ import annotations
@@ -128,11 +132,11 @@ _EXAMPLE = '''\
 # post_publish = ["/usr/local/bin/notify-my-app"]
 # post_publish_timeout = "30s"
 
-# Where the key is published. A pool without sinks gets this one: a raw 0600 file at
-# runtime_dir/POOL.key. Sink types: file, keyring, null (publishes nowhere).
-[[pools.default.sinks]]
-type = "file"
-path = "{runtime_dir}/default.key"
+# Where the key is published. A pool without sinks gets a raw 0600 file at runtime_dir/POOL.key,
+# like this one. Sink types: file, keyring, null (publishes nowhere).
+# [[pools.default.sinks]]
+# type = "file"
+# path = "{runtime_dir}/default.key"
 # "raw" writes the key alone; "env" writes a VARIABLE=key line for systemd's EnvironmentFile.
 # format = "raw"
 # The env format's variable names. google-genai and LangChain read GEMINI_API_KEY (and warn on
@@ -160,31 +164,36 @@ path = "{runtime_dir}/default.key"
 # warn_at = 0.8
 # stop = false
 
+# Projects: none until you add one. Delete the "# " in front of the lines below and put in your
+# own project's id, number and service account (or use `keyward project add`).
+#
 # A Google Cloud project whose Gemini keys keyward looks after; the table name is its project id.
-[projects.my-project-1]
+# [projects.my-project-1]
 # The project number, from the project's dashboard in the Google Cloud console.
-number = "123456789012"
+# number = "123456789012"
 # The pool this project belongs to.
 # pool = "default"
 # Let keyward create and delete this project's keys through the API Keys API. New keys are auth
 # keys bound to service_account, which keyward's credentials must be allowed to use.
-managed = true
-service_account = "keyward@my-project-1.iam.gserviceaccount.com"
-# Only these addresses (IPs or CIDR networks) may use the keys keyward creates.
-allowed_ips = ["203.0.113.0/24", "2001:db8::/32"]
+# managed = true
+# service_account = "keyward@my-project-1.iam.gserviceaccount.com"
+# Only these addresses (IPs or CIDR networks) may use the keys keyward creates. Include the
+# address keyward itself calls Gemini from: it tries every new key before publishing it, and a
+# key that refuses keyward's own host fails that check and is deleted.
+# allowed_ips = ["203.0.113.0/24", "2001:db8::/32"]
 # This project's own rotation ages, overriding [rotation].
 # min_age = "7d"
 # max_age = "15d"
-
+#
 # The quota this project has for one model: requests per minute, tokens per minute, requests
 # per day. Each is optional.
-[projects.my-project-1.limits."gemini-2.5-flash"]
-rpm = 10
-tpm = 250000
-rpd = 250
-
+# [projects.my-project-1.limits."gemini-2.5-flash"]
+# rpm = 10
+# tpm = 250000
+# rpd = 250
+#
 # An unmanaged project: you create its keys and give them to keyward from the command line.
-[projects.my-project-2]
+# [projects.my-project-2]
 # number = "210987654321"
 
 # Prices per 1M tokens, for the estimated spend in `keyward status` and for budgets. A table name
@@ -227,8 +236,8 @@ DEFAULT_RUNTIME_DIR = Path("/run/keyward")
 def example_config(*, runtime_dir: Path | str | None = None) -> str:
     """Return the example configuration as TOML text that `load_config` accepts.
 
-    `runtime_dir` is the directory the example's file sink and socket live in (default
-    /run/keyward); `keyward init` passes the runtime directory of the user it writes for.
+    `runtime_dir` is the directory the commented-out file sink and socket paths show (default
+    /run/keyward); it appears only in comments, never as a setting.
     """
     directory = str(runtime_dir or DEFAULT_RUNTIME_DIR).rstrip("/") or "/"
     return _EXAMPLE.replace("{runtime_dir}", directory.replace("\\", "\\\\").replace('"', '\\"'))

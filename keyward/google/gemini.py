@@ -119,8 +119,13 @@ def _classify(status: int, st: RpcStatus) -> Verification:
         return Verification(False, "suspended", status,
                             f"the key or its project is suspended: {said}")
     code = reason or st.status
+    hint = ""
+    if reason == "API_KEY_IP_ADDRESS_BLOCKED":
+        # keyward tries every new key itself before publishing it, from its own host
+        hint = ("; the project's allowed_ips must include the address keyward runs on, or every "
+                "new key fails this check")
     return Verification(False, "other", status,
-                        f"Gemini answered {status}{' ' + code if code else ''}: {said}")
+                        f"Gemini answered {status}{' ' + code if code else ''}: {said}{hint}")
 
 
 def _send(method: str, path: str, key_string: str, body: bytes | None,

@@ -86,6 +86,10 @@ def make_engine(url: str) -> Engine:
     except (ImportError, NoSuchModuleError) as exc:
         scheme = url.split("://", 1)[0]
         why = f"{exc.name} is not installed" if isinstance(exc, ImportError) and exc.name else "unknown scheme"
+        if isinstance(exc, ImportError) and (exc.name or "").startswith("psycopg"):
+            # PostgreSQL's driver is an extra, not a dependency
+            raise StorageError(f"no database driver for {scheme}:// ({why}): install it with "
+                               "pip install 'keyward[postgresql]'") from None
         raise StorageError(f"no database driver for {scheme}:// ({why}): keyward works with "
                            "sqlite:/// and postgresql:// URLs") from None
 

@@ -172,6 +172,11 @@ def upsert_project(s: Session, project_id: str, pool: Pool, **fields) -> Project
     return project
 
 
+def remove_pool(s: Session, pool: Pool) -> None:
+    s.delete(pool)
+    s.flush()
+
+
 def remove_project(s: Session, project: Project) -> None:
     s.delete(project)
     s.flush()
@@ -409,6 +414,12 @@ def set_meta(s: Session, name: str, value: str, now: datetime | None = None) -> 
 
 def get_meta(s: Session, name: str) -> Meta | None:
     return s.get(Meta, name)
+
+
+def events_after(s: Session, after_id: int, kinds: Sequence[str]) -> Sequence[Event]:
+    """Journal events newer than event `after_id` whose kind is one of `kinds`, oldest first."""
+    return s.scalars(select(Event).where(Event.id > after_id, Event.kind.in_(list(kinds)))
+                     .order_by(Event.id)).all()
 
 
 def active_key_offers(s: Session, pool: Pool) -> Sequence:

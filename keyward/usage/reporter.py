@@ -21,7 +21,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from keyward.errors import KeywardError
+from keyward.errors import KeywardError, StorageError
 from keyward.usage import wire
 from keyward.usage.reports import ErrorReport, Report, UsageReport, from_json, to_json
 
@@ -146,7 +146,14 @@ def _deliver(reports: list[Report], config: "Config",
     ctx = context() if context is not None else _context(config)
     from keyward.usage.accounting import record_batch
 
-    result = record_batch(ctx, reports)
+    try:
+        result = record_batch(ctx, reports)
+    except StorageError as exc:
+        # A reader of the system service may write to its ingest socket but not its database: say
+        # that the daemon did not answer, which is what to fix, not only that a file was refused.
+        raise StorageError(f"no keyward daemon took the report (no ingest socket answered at "
+                           f"{config.daemon.ingest_socket or 'none configured'}), and recording it "
+                           f"directly failed: {exc}; is the keyward service running?") from None
     results = [{"line": i + 1, "kind": s.kind, "reason": s.reason, "key_id": result.key_ids[i]}
                for i, s in enumerate(result.signals) if s is not None]
     return {"ok": True, "accepted": len(reports), "results": results, "via": "database"}

@@ -16,11 +16,18 @@ def uncommented(text: str) -> str:
     return "\n".join(SETTING.sub(r"\1", line) for line in text.splitlines()) + "\n"
 
 
-def test_example_config_when_loaded_is_accepted(tmp_path, env):
+def test_example_config_when_loaded_as_written_declares_no_sample_project(tmp_path, env):
     path = tmp_path / "keyward.toml"
     path.write_text(example_config())
     config = load_config(path, env=env)
     assert config.pools["default"].declared
+    assert config.projects == {} or not config.projects  # nothing to manage until the user says so
+
+
+def test_example_config_when_uncommented_declares_the_sample_projects(tmp_path, env):
+    path = tmp_path / "keyward.toml"
+    path.write_text(uncommented(example_config()))
+    config = load_config(path, env=env)
     assert config.pools["default"].sinks[0].options["path"] == Path("/run/keyward/default.key")
     managed, unmanaged = config.projects["my-project-1"], config.projects["my-project-2"]
     assert managed.managed and managed.service_account.endswith(".iam.gserviceaccount.com")
@@ -62,9 +69,18 @@ def test_example_config_documents_every_key(env):
     assert set(LIMIT) == set(project["limits"]["gemini-2.5-flash"])
 
 
-def test_example_config_when_runtime_dir_given_puts_key_file_there(tmp_path, env):
+def test_example_config_as_written_bakes_in_no_path_of_this_machine(tmp_path, env):
+    text = example_config()
+    settings = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert not any("/" in line for line in settings), settings
+    assert str(Path.home()) not in text and "/run/user/" not in text
+
+
+def test_example_config_when_runtime_dir_given_shows_it_only_in_comments(tmp_path, env):
+    text = example_config(runtime_dir=tmp_path / "run")
+    assert f'# path = "{tmp_path / "run"}/default.key"' in text
     path = tmp_path / "keyward.toml"
-    path.write_text(example_config(runtime_dir=tmp_path / "run"))
+    path.write_text(uncommented(text))
     sink = load_config(path, env=env).pools["default"].sinks[0]
     assert sink.options["path"] == tmp_path / "run" / "default.key"
 

@@ -201,6 +201,27 @@ def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_p
         proc.stop()
 
 
+def test_sighup_adding_a_managed_project_gives_it_a_key_long_before_the_next_rotation_check(
+        tmp_path, emu, env):
+    hourly = lambda path: path.write_text(path.read_text().replace('rotation_check = "1s"',
+                                                                     'rotation_check = "1h"'))
+    config = write_config(tmp_path, PROJECTS[:1])
+    hourly(config)
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: _live_keys(emu, PROJECTS[0][0]), 60, "the first project's key")
+        wait_for(lambda: "first pass done" in proc.log, 60, "the first pass")
+        write_config(tmp_path, PROJECTS)
+        hourly(config)
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proc.log, 20, "the reload")
+        wait_for(lambda: any(pid == PROJECTS[1][0] for pid, _, _ in _keys_by_state(config).get("active", [])),
+                 30, "a key for the project the reload added")
+        assert len(_live_keys(emu, PROJECTS[0][0])) == 1, "the reload must not rotate what is not due"
+    finally:
+        proc.stop()
+
+
 def _rotation_started(config: Path) -> bool:
     from sqlalchemy import select
 

@@ -17,6 +17,9 @@ def test_every_package_in_the_source_tree_is_declared_for_the_wheel():
     on_disk = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "keyward").rglob("__init__.py")}
     on_disk |= {"keyward." + ".".join(init.parent.relative_to(REPO).parts)
                 for init in (REPO / "migrations").rglob("__init__.py")}
+    # systemd/ ships as data (keyward.unit_files), every folder of it that holds units
+    on_disk |= {".".join(("keyward", "unit_files") + unit.parent.relative_to(REPO / "systemd").parts)
+                for unit in (REPO / "systemd").rglob("*.service")}
     assert on_disk == _declared()
 
 

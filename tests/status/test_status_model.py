@@ -140,7 +140,7 @@ def test_status_when_all_exhausted_warns_loudly(world):
     alpha = status["projects"][0]
     assert alpha["exhausted"] is True and alpha["exhausted_scope"] == "day"
     screen = render(status, world.clock.now)
-    assert "ALL PROJECTS EXHAUSTED" in screen and "exhausted until 19:00 UTC (day)" in screen
+    assert "ALL PROJECTS EXHAUSTED" in screen and "exhausted until 19:00:30 UTC (day)" in screen
 
 
 def test_status_when_key_invalid_and_errors_journaled_warns_both(world):
