@@ -5,6 +5,7 @@ usage, a rotation and an invalid key). promtool checks the rules when it is inst
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -83,8 +84,12 @@ def test_contrib_dashboard_panels_have_unique_ids_and_positions():
     assert len({(p["gridPos"]["x"], p["gridPos"]["y"]) for p in panels}) == len(panels)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
 def test_contrib_rules_when_checked_by_promtool_pass():
+    if shutil.which("promtool") is None:
+        # ./dev test installs it; in CI a missing promtool is a broken install step, not a skip.
+        if os.environ.get("CI"):
+            pytest.fail("promtool is not installed (apt-get install prometheus)")
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
     result = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(_rule_exprs())} rules found" in result.stdout
