@@ -20,6 +20,7 @@ pool has no usable active key, nothing is withdrawn: a stale key is better than 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 STATE_LABEL = "state file"
 NO_KEY_MARK = "no usable key"
+# A sink whose change marker says it still holds the key is read anyway after this long.
+VERIFY_SECONDS = 60.0
 # Triggers after which the pool's active keys are the same as before: the kept offers stay valid.
 KEPT_OFFERS_TRIGGERS = ("timer", "exhausted")
 
@@ -73,7 +76,7 @@ class _Decision:
     key_id: str | None
     project_id: str | None
     masked: str | None
-    secret: str | None
+    secret: str | None  # None until a sink needs it (see _sinks_to_check)
     reason: str
     switched: bool
     all_exhausted: bool
@@ -99,7 +102,7 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     if book is not None and trigger not in KEPT_OFFERS_TRIGGERS:
         book.forget_offers()  # a key was promoted, retired, reinstated or taken out
     with ctx.store.read() as s:
-        names = [p.name for p in q.list_pools(s)] if pools is None else [q.get_pool(s, n).name for n in pools]
+        names = q.pool_names(s) if pools is None else [q.get_pool(s, n).name for n in pools]
     results: list[PublishResult] = []
     for name in names:
         try:
@@ -125,15 +128,17 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
     entry = sinks_for(ctx, name)
     result.failures.update(entry.broken)
     complete = False
-    if decision.secret is not None and _budget_stopped(ctx, name, now):
+    if decision.key_id is not None and _budget_stopped(ctx, name, now):
         return _withdraw_for_budget(ctx, name, decision, result, entry, now)
-    if decision.secret is not None and decision.key_id is not None:
+    if decision.key_id is not None:
         changed = decision.key_id != decision.published_key_id
-        for label, sink in entry.sinks:
+        for label, sink, marker, secret in _sinks_to_check(ctx, decision, entry):
             try:
-                if _holds(sink, decision.secret):
+                if _holds(sink, secret):
+                    if marker is not None:
+                        entry.confirmed[label] = (decision.key_id, marker, time.monotonic())
                     continue
-                sink.publish(decision.secret, decision.key_id)
+                sink.publish(secret, decision.key_id)
                 result.published_to.append(label)
             except KeywardError as exc:
                 result.failures[label] = redact(str(exc))
@@ -163,6 +168,45 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
     return result
 
 
+def _sinks_to_check(ctx: "Context", d: _Decision, entry) -> list[tuple[str, Any, Any, str]]:
+    """The sinks that may not hold the chosen key, each with its change marker taken before the read
+    (a change after it shows on the next pass) and the key string, opened only when one needs it.
+
+    A sink is skipped when it was last seen holding this very key and its marker has not changed
+    since, for at most VERIFY_SECONDS: a sink whose marker is None is read on every pass.
+    """
+    mono = time.monotonic()
+    pending: list[tuple[str, Any, Any]] = []
+    for label, sink in entry.sinks:
+        try:
+            marker = sink.change_marker()
+        except Exception:  # a plugin sink that cannot tell: read it
+            marker = None
+        seen = entry.confirmed.pop(label, None)
+        if (marker is not None and seen is not None and seen[0] == d.key_id and seen[1] == marker
+                and mono - seen[2] < VERIFY_SECONDS):
+            entry.confirmed[label] = seen
+            continue
+        pending.append((label, sink, marker))
+    if not pending:
+        return []
+    secret = d.secret if d.secret is not None else _secret_of(ctx, d.key_id)
+    return [(label, sink, marker, secret) for label, sink, marker in pending]
+
+
+def _secret_of(ctx: "Context", key_id: str | None) -> str:
+    """The chosen key's string, read when a sink needs it (the quiet pass does not open it)."""
+    with ctx.store.read() as s:
+        key = q.find_key(s, key_id) if key_id else None
+        secret = key.secret if key is not None else None
+    if secret is None:
+        book = getattr(ctx, "loads", None)
+        if book is not None:
+            book.forget_offers()
+        raise PublishError(f"key {key_id} was removed while it was being published; chosen again on the next pass")
+    return secret
+
+
 def _budget_stopped(ctx: "Context", name: str, now: datetime) -> bool:
     """True when the pool's budget says `stop = true` and one of its periods is spent."""
     pool_cfg = ctx.config.pools.get(name)
@@ -179,6 +223,7 @@ def _withdraw_for_budget(ctx: "Context", name: str, d: _Decision, result: Publis
                          now: datetime) -> PublishResult:
     """The budget is spent and says stop: take the key out of every sink until the period ends."""
     result.reason = "budget spent: the key is withdrawn until the budget's period ends"
+    entry.confirmed.clear()
     for label, sink in entry.sinks:
         try:
             sink.withdraw()
@@ -213,7 +258,16 @@ def _holds(sink: Any, secret: str) -> bool:
 
 
 def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision:
-    """Choose the pool's key and record it on the pool row, journaled, in one write transaction."""
+    """Choose the pool's key and record it on the pool row, journaled, in one write transaction.
+
+    The choice is made in a read transaction first: when it is what the pool row already says (the
+    common timer pass), nothing is written. Otherwise it is made again inside the write
+    transaction, so a choice another process recorded meanwhile is seen.
+    """
+    with ctx.store.read() as s:
+        quiet = _quiet_decision(ctx, s, name, now)
+    if quiet is not None:
+        return quiet
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
         book = getattr(ctx, "loads", None)
@@ -255,6 +309,30 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
         until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
         return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
                          choice.all_exhausted, pool.published_key_id, pool.published_at, until)
+
+
+def _quiet_decision(ctx: "Context", s: "Session", name: str, now: datetime) -> _Decision | None:
+    """The decision when choosing again changes nothing on the pool row, else None (write needed).
+
+    The key string is not opened here: the sinks' change markers usually show it is not needed.
+    """
+    pool = q.get_pool(s, name)
+    book = getattr(ctx, "loads", None)
+    candidates = _candidates(s, pool, now) if book is None else _kept_candidates(s, book, pool, now)
+    choice = choose(candidates, pool.current_key_id, now, ctx.config.pool_margin(name))
+    if (choice.key_id is None or choice.key_id != pool.current_key_id or pool.current_since is None
+            or choice.reason != pool.current_reason or choice.all_exhausted != bool(pool.all_exhausted)):
+        return None
+    facts = q.key_facts(s, choice.key_id)
+    if facts is None:
+        return None
+    state, has_secret, pool_pk, project_id, masked = facts
+    if state != "active" or not has_secret or pool_pk != pool.id:
+        return None  # the write path sees it too, drops stale kept offers and chooses again
+    chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
+    until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
+    return _Decision(name, choice.key_id, project_id, masked, None, choice.reason, False,
+                     choice.all_exhausted, pool.published_key_id, pool.published_at, until)
 
 
 def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:

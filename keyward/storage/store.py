@@ -114,6 +114,11 @@ def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
 
 
+def pool_names(s: Session) -> list[str]:
+    """Every pool's name, in order, without loading the rows."""
+    return list(s.scalars(select(Pool.name).order_by(Pool.name)))
+
+
 def project_counts(s: Session) -> dict[int, int]:
     """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
     from sqlalchemy import func
@@ -285,6 +290,15 @@ def get_key(s: Session, key_id: str) -> Key:
 
 def find_key(s: Session, key_id: str) -> Key | None:
     return s.scalar(select(Key).options(selectinload(Key.project)).where(Key.key_id == key_id))
+
+
+def key_facts(s: Session, key_id: str):
+    """(state, has secret, pool pk, project id, masked) of a key as one plain row, or None: what the
+    publisher checks of its chosen key on every pass, without loading the key and its project."""
+    return s.execute(
+        select(Key.state, Key.sealed.is_not(None), Project.pool_id, Project.project_id, Key.masked)
+        .join(Project).where(Key.key_id == key_id)
+    ).first()
 
 
 def find_key_by_secret(s: Session, secret: str) -> Key | None:
