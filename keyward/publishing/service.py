@@ -5,8 +5,14 @@ or a retirement (the services that see those call `publish_pools`), and on the d
 choice itself is `keyward.quota.selection.choose`, which is deterministic and keeps the current key
 within a margin, so calling this often never makes the published key flap.
 
-A sink is written only when it does not hold the chosen key already (each sink's `read()` is asked
-first), so calling this with nothing changed writes nothing. `Pool.published_key_id` records the key
+The choice is made first in one read transaction for every pool; only a pool whose choice differs
+from its row (another key, another reason, exhaustion starting or ending) takes a write transaction,
+where it is made again and journaled. A sink is written only when it does not hold the chosen key
+(its `read()` is compared with the key's fingerprint, so checking never opens the stored key
+string), and read only when its change marker (`Sink.change_marker`: a file's stat) moved since it
+was last seen holding that key, or VERIFY_SECONDS passed: a timer pass with nothing changed writes
+nothing, reads no sink, and still repairs a file someone deleted or edited on the next pass. A sink
+that cannot tell (the keyring) is read on every pass. `Pool.published_key_id` records the key
 every sink confirmed; the post-publish hook runs when it changes. One sink's failure never stops the
 others; the pool stays unconfirmed, so the next call retries. After every pool and sink was tried,
 a `PublishError` summarising the failures is raised (its `results` attribute holds every
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 
     from keyward.context import Context
     from keyward.storage.models import Pool
+    from keyward.storage.store import PoolSnapshot
     from keyward.usage.loads import LoadBook
 
 log = logging.getLogger(__name__)
@@ -76,7 +83,8 @@ class _Decision:
     key_id: str | None
     project_id: str | None
     masked: str | None
-    secret: str | None  # None until a sink needs it (see _sinks_to_check)
+    secret: str | None  # None until a sink needs it
+    fingerprint: str | None  # of the key string: what a sink's content is checked against
     reason: str
     switched: bool
     all_exhausted: bool
@@ -101,12 +109,17 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     book = getattr(ctx, "loads", None)
     if book is not None and trigger not in KEPT_OFFERS_TRIGGERS:
         book.forget_offers()  # a key was promoted, retired, reinstated or taken out
-    with ctx.store.read() as s:
-        names = q.pool_names(s) if pools is None else [q.get_pool(s, n).name for n in pools]
+    quiet: dict[str, _Decision | None] = {}
+    with ctx.store.read() as s:  # one read for every pool whose choice stays as recorded
+        snapshots = q.pool_snapshots(s, pools)
+        now = ctx.now()
+        for snap in snapshots:
+            quiet[snap.name] = _quiet_decision(ctx, s, snap, now)
     results: list[PublishResult] = []
-    for name in names:
+    for snap in snapshots:
+        name = snap.name
         try:
-            results.append(_publish_pool(ctx, name, trigger))
+            results.append(_publish_pool(ctx, name, trigger, quiet[name]))
         except KeywardError as exc:  # storage trouble for one pool must not stop the others
             log.error("pool %s: selection failed: %s", name, exc)
             results.append(PublishResult(name, None, None, None, f"selection failed: {exc}", False, False,
@@ -120,9 +133,9 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     return results
 
 
-def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
+def _publish_pool(ctx: "Context", name: str, trigger: str, quiet: _Decision | None) -> PublishResult:
     now = ctx.now()
-    decision = _select(ctx, name, trigger, now)
+    decision = quiet if quiet is not None else _select(ctx, name, trigger, now)
     result = PublishResult(name, decision.key_id, decision.project_id, decision.masked, decision.reason,
                            decision.switched, decision.all_exhausted)
     entry = sinks_for(ctx, name)
@@ -132,12 +145,15 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
         return _withdraw_for_budget(ctx, name, decision, result, entry, now)
     if decision.key_id is not None:
         changed = decision.key_id != decision.published_key_id
-        for label, sink, marker, secret in _sinks_to_check(ctx, decision, entry):
+        secret = decision.secret
+        for label, sink, marker in _sinks_to_check(decision, entry):
             try:
-                if _holds(sink, secret):
+                if _holds(sink, decision.fingerprint):
                     if marker is not None:
                         entry.confirmed[label] = (decision.key_id, marker, time.monotonic())
                     continue
+                if secret is None:
+                    secret = _secret_of(ctx, decision.key_id)
                 sink.publish(secret, decision.key_id)
                 result.published_to.append(label)
             except KeywardError as exc:
@@ -168,9 +184,9 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
     return result
 
 
-def _sinks_to_check(ctx: "Context", d: _Decision, entry) -> list[tuple[str, Any, Any, str]]:
-    """The sinks that may not hold the chosen key, each with its change marker taken before the read
-    (a change after it shows on the next pass) and the key string, opened only when one needs it.
+def _sinks_to_check(d: _Decision, entry) -> list[tuple[str, Any, Any]]:
+    """The sinks that may not hold the chosen key, each with its change marker taken before it is
+    read (so a change after the read shows on the next pass).
 
     A sink is skipped when it was last seen holding this very key and its marker has not changed
     since, for at most VERIFY_SECONDS: a sink whose marker is None is read on every pass.
@@ -188,14 +204,11 @@ def _sinks_to_check(ctx: "Context", d: _Decision, entry) -> list[tuple[str, Any,
             entry.confirmed[label] = seen
             continue
         pending.append((label, sink, marker))
-    if not pending:
-        return []
-    secret = d.secret if d.secret is not None else _secret_of(ctx, d.key_id)
-    return [(label, sink, marker, secret) for label, sink, marker in pending]
+    return pending
 
 
 def _secret_of(ctx: "Context", key_id: str | None) -> str:
-    """The chosen key's string, read when a sink needs it (the quiet pass does not open it)."""
+    """The chosen key's string, read when a sink must be written (a quiet pass does not open it)."""
     with ctx.store.read() as s:
         key = q.find_key(s, key_id) if key_id else None
         secret = key.secret if key is not None else None
@@ -250,24 +263,22 @@ def _with_label(label: str, why: str) -> str:
     return why if why.startswith(label) else f"{label}: {why}"
 
 
-def _holds(sink: Any, secret: str) -> bool:
+def _holds(sink: Any, fingerprint: str) -> bool:
+    """Whether the sink holds the key with this fingerprint (compared so that checking a sink
+    never needs the stored key string opened)."""
     try:
-        return sink.read() == secret
+        held = sink.read()
     except KeywardError:
         return False  # unreadable: publish again, which reports the real problem
+    return held is not None and q.fingerprint(held) == fingerprint
 
 
 def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision:
     """Choose the pool's key and record it on the pool row, journaled, in one write transaction.
 
-    The choice is made in a read transaction first: when it is what the pool row already says (the
-    common timer pass), nothing is written. Otherwise it is made again inside the write
-    transaction, so a choice another process recorded meanwhile is seen.
+    Called when the choice made in the read transaction (`_quiet_decision`) would change the row:
+    it is made again here, so a choice another process recorded meanwhile is seen.
     """
-    with ctx.store.read() as s:
-        quiet = _quiet_decision(ctx, s, name, now)
-    if quiet is not None:
-        return quiet
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
         book = getattr(ctx, "loads", None)
@@ -307,32 +318,35 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
             log.info("pool %s: a project has quota again", name)
         chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
         until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
-        return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
+        return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, key.fingerprint,
+                         choice.reason, switched,
                          choice.all_exhausted, pool.published_key_id, pool.published_at, until)
 
 
-def _quiet_decision(ctx: "Context", s: "Session", name: str, now: datetime) -> _Decision | None:
-    """The decision when choosing again changes nothing on the pool row, else None (write needed).
+def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: datetime) -> _Decision | None:
+    """The decision when choosing again leaves the pool row as it is, else None (a write is needed).
 
-    The key string is not opened here: the sinks' change markers usually show it is not needed.
+    This is the common timer pass: no write transaction, no ORM object, and the key string is not
+    opened (the sinks' change markers usually show that no sink needs it). Whatever goes wrong
+    here is left to the full path, which reports it.
     """
-    pool = q.get_pool(s, name)
     book = getattr(ctx, "loads", None)
-    candidates = _candidates(s, pool, now) if book is None else _kept_candidates(s, book, pool, now)
-    choice = choose(candidates, pool.current_key_id, now, ctx.config.pool_margin(name))
-    if (choice.key_id is None or choice.key_id != pool.current_key_id or pool.current_since is None
-            or choice.reason != pool.current_reason or choice.all_exhausted != bool(pool.all_exhausted)):
+    try:
+        candidates = _candidates(s, snap, now) if book is None else _kept_candidates(s, book, snap, now)
+        choice = choose(candidates, snap.current_key_id, now, ctx.config.pool_margin(snap.name))
+    except Exception as exc:  # noqa: BLE001 - an optimisation only: the full path raises it properly
+        log.debug("pool %s: quiet selection gave up: %s", snap.name, exc)
         return None
-    facts = q.key_facts(s, choice.key_id)
-    if facts is None:
+    if (choice.key_id is None or choice.key_id != snap.current_key_id or snap.current_since is None
+            or choice.reason != snap.current_reason or choice.all_exhausted != bool(snap.all_exhausted)):
         return None
-    state, has_secret, pool_pk, project_id, masked = facts
-    if state != "active" or not has_secret or pool_pk != pool.id:
-        return None  # the write path sees it too, drops stale kept offers and chooses again
+    if snap.current_state != "active" or not snap.current_has_secret or snap.current_pool_pk != snap.id:
+        return None  # the full path sees it too, drops stale kept offers and chooses again
     chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
     until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
-    return _Decision(name, choice.key_id, project_id, masked, None, choice.reason, False,
-                     choice.all_exhausted, pool.published_key_id, pool.published_at, until)
+    return _Decision(snap.name, choice.key_id, snap.current_project_id, snap.current_masked, None,
+                     snap.current_fingerprint, choice.reason, False, choice.all_exhausted, snap.published_key_id, snap.published_at,
+                     until)
 
 
 def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:
@@ -387,7 +401,7 @@ def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime
     pool.current_reason = reason
     pool.all_exhausted = False
     return _Decision(pool.name, None, kept.project.project_id if kept else None, kept.masked if kept else None,
-                     None, reason, False, False, pool.published_key_id, pool.published_at)
+                     None, None, reason, False, False, pool.published_key_id, pool.published_at)
 
 
 def _after_publish(ctx: "Context", name: str, d: _Decision, result: PublishResult, failing: dict[str, str],

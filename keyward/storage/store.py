@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator, Sequence
 
@@ -114,9 +115,55 @@ def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
 
 
-def pool_names(s: Session) -> list[str]:
-    """Every pool's name, in order, without loading the rows."""
-    return list(s.scalars(select(Pool.name).order_by(Pool.name)))
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """A pool row as plain values, with what its current key is now (None fields: no such key)."""
+
+    id: int
+    name: str
+    model: str
+    current_key_id: str | None
+    current_reason: str | None
+    current_since: datetime | None
+    all_exhausted: bool
+    published_key_id: str | None
+    published_at: datetime | None
+    current_state: str | None
+    current_has_secret: bool
+    current_pool_pk: int | None
+    current_project_id: str | None
+    current_masked: str | None
+    current_fingerprint: str | None
+
+
+_SNAPSHOTS = None
+
+
+def pool_snapshots(s: Session, names: Sequence[str] | None = None) -> list[PoolSnapshot]:
+    """Return every pool (or those `names`, in that order) with its current key, in one query.
+
+    What the publisher's timer pass reads: no ORM object is built. Raise NotFound for a name that
+    is not a pool.
+    """
+    global _SNAPSHOTS
+    if _SNAPSHOTS is None:
+        _SNAPSHOTS = (
+            select(Pool.id, Pool.name, Pool.model, Pool.current_key_id, Pool.current_reason,
+                   Pool.current_since, Pool.all_exhausted, Pool.published_key_id, Pool.published_at,
+                   Key.state, Key.sealed.is_not(None), Project.pool_id, Project.project_id, Key.masked,
+                   Key.fingerprint)
+            .outerjoin(Key, Key.key_id == Pool.current_key_id)
+            .outerjoin(Project, Project.id == Key.project_pk)
+            .order_by(Pool.name)
+        )
+    found = {row[1]: PoolSnapshot(*row[:6], bool(row[6]), *row[7:10], bool(row[10]), *row[11:])
+             for row in s.connection().execute(_SNAPSHOTS)}
+    if names is None:
+        return list(found.values())
+    for name in names:
+        if name not in found:
+            raise NotFound(f"no pool named {name!r} (see `keyward pool list`)")
+    return [found[name] for name in names]
 
 
 def project_counts(s: Session) -> dict[int, int]:
@@ -290,15 +337,6 @@ def get_key(s: Session, key_id: str) -> Key:
 
 def find_key(s: Session, key_id: str) -> Key | None:
     return s.scalar(select(Key).options(selectinload(Key.project)).where(Key.key_id == key_id))
-
-
-def key_facts(s: Session, key_id: str):
-    """(state, has secret, pool pk, project id, masked) of a key as one plain row, or None: what the
-    publisher checks of its chosen key on every pass, without loading the key and its project."""
-    return s.execute(
-        select(Key.state, Key.sealed.is_not(None), Project.pool_id, Project.project_id, Key.masked)
-        .join(Project).where(Key.key_id == key_id)
-    ).first()
 
 
 def find_key_by_secret(s: Session, secret: str) -> Key | None:
