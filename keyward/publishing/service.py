@@ -327,14 +327,16 @@ def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: dat
     """The decision when choosing again leaves the pool row as it is, else None (a write is needed).
 
     This is the common timer pass: no write transaction, no ORM object, and the key string is not
-    opened (the sinks' change markers usually show that no sink needs it). Whatever goes wrong
-    here is left to the full path, which reports it.
+    opened (the sinks' change markers usually show that no sink needs it). A storage error here is
+    left to the full path, which reports it.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     book = getattr(ctx, "loads", None)
     try:
         candidates = _candidates(s, snap, now) if book is None else _kept_candidates(s, book, snap, now)
         choice = choose(candidates, snap.current_key_id, now, ctx.config.pool_margin(snap.name))
-    except Exception as exc:  # noqa: BLE001 - an optimisation only: the full path raises it properly
+    except (KeywardError, SQLAlchemyError) as exc:  # the full path meets it again and reports it
         log.debug("pool %s: quiet selection gave up: %s", snap.name, exc)
         return None
     if (choice.key_id is None or choice.key_id != snap.current_key_id or snap.current_since is None

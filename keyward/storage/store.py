@@ -117,7 +117,11 @@ def list_pools(s: Session) -> Sequence[Pool]:
 
 @dataclass(frozen=True)
 class PoolSnapshot:
-    """A pool row as plain values, with what its current key is now (None fields: no such key)."""
+    """A pool row as plain values, with what its current key is now (None fields: no such key).
+
+    It has the fields of `Pool` that selection and the kept loads read (id, name, model, current
+    key), so it stands in for the row on the publisher's read-only pass.
+    """
 
     id: int
     name: str
