@@ -216,7 +216,8 @@ def _secret_of(ctx: "Context", key_id: str | None) -> str:
         book = getattr(ctx, "loads", None)
         if book is not None:
             book.forget_offers()
-        raise PublishError(f"key {key_id} was removed while it was being published; chosen again on the next pass")
+        raise PublishError(f"key {key_id} was removed while it was being published; "
+                           "the next pass chooses again")
     return secret
 
 
@@ -319,8 +320,8 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
         chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
         until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
         return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, key.fingerprint,
-                         choice.reason, switched,
-                         choice.all_exhausted, pool.published_key_id, pool.published_at, until)
+                         choice.reason, switched, choice.all_exhausted, pool.published_key_id,
+                         pool.published_at, until)
 
 
 def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: datetime) -> _Decision | None:
@@ -347,8 +348,8 @@ def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: dat
     chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
     until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
     return _Decision(snap.name, choice.key_id, snap.current_project_id, snap.current_masked, None,
-                     snap.current_fingerprint, choice.reason, False, choice.all_exhausted, snap.published_key_id, snap.published_at,
-                     until)
+                     snap.current_fingerprint, choice.reason, False, choice.all_exhausted,
+                     snap.published_key_id, snap.published_at, until)
 
 
 def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:

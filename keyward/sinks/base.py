@@ -11,10 +11,12 @@ A sink is built from one validated sink table of the configuration. Its promises
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from keyward.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
 
 
 class Sink(abc.ABC):
