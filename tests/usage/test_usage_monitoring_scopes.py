@@ -234,3 +234,19 @@ def test_per_project_poll_without_the_pace_runs_into_the_quota(tmp_path, sqlite_
                    for reason in summary.failures.values())
     finally:
         w.ctx.close()
+
+
+def test_cli_poll_names_the_projects_read_outside_every_scope(world, emu, monkeypatch):
+    from click.testing import CliRunner
+
+    from keyward.cli.app import cli
+
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KEYWARD_CONFIG", str(world.config_path))
+    traffic(world, "delta-four", 1)
+    result = CliRunner().invoke(cli, ["usage", "poll"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "delta-four" in result.stdout and "alpha-one" in result.stdout
+    assert "1 project(s) in no listed metrics scope" in result.stderr
+    assert "delta-four" in result.stderr and "alpha-one" not in result.stderr
