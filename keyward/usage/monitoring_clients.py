@@ -1,9 +1,10 @@
 """The Google clients a Monitoring poll reads through, built from the config.
 
 Every client of one process shares one pace of `usage.monitoring_reads_per_minute` (Google charges
-all of them to the same quota project), keeps its connection for the pass (`keep_alive`), and
-retries a call for no longer than a poll interval. httplib2 is not thread-safe, so each worker
-thread gets its own client.
+all of them to the same quota project) and retries a call for no longer than a poll interval.
+The workers of a pass share one client, whose parsed API sends each thread's requests through
+that thread's own connection (httplib2 is not thread-safe), kept open for the pass and closed at
+its end.
 """
 
 from __future__ import annotations
@@ -36,17 +37,21 @@ def credentials(ctx: "Context") -> Any:
 
 
 def source(ctx: "Context", creds=None) -> UsageSource:
+    """A Cloud Monitoring source that every worker thread of a pass may share."""
     from keyward.google.monitoring import MonitoringClient
+    from keyward.google.transport import build_api
 
     if creds is None:
         creds = credentials(ctx)
+    api = build_api(*MonitoringClient.API, creds, per_thread=True)
     return build_source("cloud_monitoring",
-                        client=MonitoringClient(creds, retry_budget=retry_budget(ctx), keep_alive=True,
-                                                pace=monitoring_pace(ctx)))
+                        client=MonitoringClient(creds, api=api, retry_budget=retry_budget(ctx),
+                                                keep_alive=True, pace=monitoring_pace(ctx)))
 
 
 class PerThreadSources:
-    """One source per worker thread from `make`, built on first use, closed together at the end."""
+    """The source of each worker thread from `make` (which may hand every thread the same one),
+    built on first use, each closed once at the end."""
 
     def __init__(self, make: Callable[[], UsageSource]):
         self._make = make
@@ -59,7 +64,8 @@ class PerThreadSources:
         if source is None:
             source = self._local.source = self._make()
             with self._lock:
-                self._all.append(source)
+                if all(source is not other for other in self._all):
+                    self._all.append(source)
         return source
 
     def close(self) -> None:
@@ -70,8 +76,9 @@ class PerThreadSources:
 
 
 def default_factory(ctx: "Context") -> Callable[[], UsageSource]:
-    creds = credentials(ctx)
-    return lambda: source(ctx, creds)
+    """Every worker of the pass gets the same source (one parsed API, a connection per thread)."""
+    shared = source(ctx)
+    return lambda: shared
 
 
 def scopes_client(ctx: "Context") -> Any:
