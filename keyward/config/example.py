@@ -79,8 +79,8 @@ _EXAMPLE = '''\
 # How many projects are polled at once when polled one by one (1 to 64); each makes two reads.
 # poll_workers = 32
 # Google charges every Monitoring read to the quota project, whichever project it reads: keyward
-# sends at most this many a minute (set it to the "Time series queries per minute" quota shown
-# for Cloud Monitoring on the quota project's Quotas page).
+# sends at most this many a minute (set it to the time-series read quota per minute that the
+# quota project's Quotas page shows for the Cloud Monitoring API).
 # monitoring_reads_per_minute = 6000
 # Scoping projects whose metrics scopes monitor your projects (up to 375 each; add them in the
 # console, Monitoring > Settings, or with the Metrics Scopes API). Each scope is read in two reads
