@@ -40,7 +40,7 @@ from keyward.sources.base import Observation
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
 from keyward.usage import monitoring_clients as clients
-from keyward.usage.monitoring_scopes import Target, assign, union_window
+from keyward.usage.monitoring_scopes import Target, assign, slices, union_window
 
 if TYPE_CHECKING:
     from keyward.context import Context
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 META_PREFIX = "monitoring.through."
+# Scope answers (a slice of up to 375 projects each) held in memory at once by one poll.
+SCOPES_AT_ONCE = 4
 
 
 @dataclass
@@ -126,8 +128,9 @@ def poll_monitoring(ctx: "Context", *, source: UsageSource | None = None,
     def current() -> UsageSource:
         return source if source is not None else sources.get()
 
+    slots = threading.BoundedSemaphore(SCOPES_AT_ONCE)
     tasks: list[Callable[[], None]] = [
-        lambda s=s, m=m: _poll_scope(ctx, current(), s, m, now, summary, lock)
+        lambda s=s, m=m: _poll_scope(ctx, current(), s, m, now, summary, lock, slots)
         for s, m in by_scope.items()]
     tasks += [lambda t=t: _poll_alone(ctx, current(), t, now, summary, lock) for t in alone]
     workers = 1 if source is not None else min(ctx.config.usage.poll_workers, len(tasks))
@@ -146,39 +149,60 @@ def poll_monitoring(ctx: "Context", *, source: UsageSource | None = None,
 
 
 def _poll_scope(ctx: "Context", source: UsageSource, scope: str, members: list[Target],
-                now: datetime, summary: PollSummary, lock: threading.Lock) -> None:
-    """Read one metrics scope over its members' union window and write each member's own
-    window; if the scope cannot be read, fail its members (their windows are read again next
-    poll). A source that cannot read scopes reads the members one by one."""
-    starts = _window_starts(ctx, [t.project_id for t in members], now)
-    start, end = union_window(starts, minute_floor(now) + MINUTE)
+                now: datetime, summary: PollSummary, lock: threading.Lock,
+                slots: threading.Semaphore) -> None:
+    """Read one metrics scope over its members' union window, slice by slice, and write each
+    member's own window; record a member as read (its window done) only after the last slice.
+    If the scope cannot be read, fail its members not yet done (read again next poll). A source
+    that cannot read scopes reads the members one by one. `slots` bounds how many scope answers
+    the whole poll holds in memory at once."""
     read_scope = getattr(source, "read_scope", None)
     if read_scope is None:  # a source that reads one project at a time: read them so
         for target in members:
             _poll_alone(ctx, source, target, now, summary, lock)
         return
-    try:
-        found: dict[str, list[Observation]] = read_scope(scope, start, end)
-    except KeywardError as exc:
-        log.warning("reading the metrics scope of %s from Cloud Monitoring failed; its %d "
-                    "project(s) are read again next poll: %s", scope, len(members), exc)
-        with lock:
+    starts = _window_starts(ctx, [t.project_id for t in members], now)
+    start, end = union_window(starts, minute_floor(now) + MINUTE)
+    pieces = slices(start, end)
+    results = {t.project_id: ProjectPoll(scope=scope) for t in members}
+    failed: dict[str, str] = {}
+    for index, (a, b) in enumerate(pieces):
+        last = index == len(pieces) - 1
+        with slots:
+            try:
+                found: dict[str, list[Observation]] = read_scope(scope, a, b)
+            except KeywardError as exc:
+                log.warning("reading the metrics scope of %s from Cloud Monitoring failed; its %d "
+                            "project(s) are read again next poll: %s", scope, len(members), exc)
+                for target in members:
+                    failed.setdefault(target.project_id, f"metrics scope {scope}: {exc}")
+                break
             for target in members:
-                summary.failures[target.project_id] = f"metrics scope {scope}: {exc}"
-        return
-    for target in members:
-        try:
-            result = _write_project(ctx, target.pk, target.project_id, target.model,
-                                    starts[target.project_id], end,
-                                    found.get(target.project_id, []), now)
-            result.scope = scope
-            with lock:
-                summary.projects[target.project_id] = result
-        except KeywardError as exc:
-            log.warning("writing Cloud Monitoring usage of project %s failed: %s",
-                        target.project_id, exc)
-            with lock:
-                summary.failures[target.project_id] = str(exc)
+                own = starts[target.project_id]
+                if target.project_id in failed or (own >= b and not last):
+                    continue
+                try:
+                    part = _write_project(ctx, target.pk, target.project_id, target.model,
+                                          max(a, own), b, found.get(target.project_id, []), now,
+                                          through=end if last else None)
+                except KeywardError as exc:
+                    log.warning("writing Cloud Monitoring usage of project %s failed: %s",
+                                target.project_id, exc)
+                    failed[target.project_id] = str(exc)
+                    continue
+                _merge(results[target.project_id], part)
+    with lock:
+        summary.failures.update(failed)
+        for project_id, result in results.items():
+            if project_id not in failed:
+                summary.projects[project_id] = result
+
+
+def _merge(total: ProjectPoll, part: ProjectPoll) -> None:
+    total.minutes += part.minutes
+    total.requests += part.requests
+    for name, n in part.by_key.items():
+        total.by_key[name] = total.by_key.get(name, 0) + n
 
 
 def _poll_alone(ctx: "Context", source: UsageSource, target: Target, now: datetime,
@@ -222,13 +246,15 @@ def _poll_project(ctx: "Context", source: UsageSource, pk: int, project_id: str,
                   now: datetime) -> ProjectPoll:
     start = _window_start(ctx, project_id, now)
     end = minute_floor(now) + MINUTE
-    return _write_project(ctx, pk, project_id, model, start, end, source.read(project_id, start, end), now)
+    return _write_project(ctx, pk, project_id, model, start, end, source.read(project_id, start, end),
+                          now, through=end)
 
 
 def _write_project(ctx: "Context", pk: int, project_id: str, model: str, start: datetime,
-                   end: datetime, observations: list[Observation], now: datetime) -> ProjectPoll:
+                   end: datetime, observations: list[Observation], now: datetime, *,
+                   through: datetime | None) -> ProjectPoll:
     """Replace the project's Monitoring minutes in [start, end) with `observations` (anything
-    outside the window is ignored) and record that the project was read up to `end`."""
+    outside the window is ignored); with `through`, record that the project was read up to it."""
     cells: dict[tuple[str, datetime], list[int]] = defaultdict(lambda: [0, 0])
     per_uid: dict[str | None, int] = defaultdict(int)
     for obs in observations:
@@ -255,7 +281,8 @@ def _write_project(ctx: "Context", pk: int, project_id: str, model: str, start: 
                             project_id, key.key_id)
             name = key.key_id if key is not None else (f"uid:{uid}" if uid else "project")
             result.by_key[name] = result.by_key.get(name, 0) + n
-        q.set_meta(s, META_PREFIX + project_id, end.isoformat(), now=now)
+        if through is not None:
+            q.set_meta(s, META_PREFIX + project_id, through.isoformat(), now=now)
     book = getattr(ctx, "loads", None)
     if book is not None:
         book.touch([pk])

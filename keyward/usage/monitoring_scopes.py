@@ -8,16 +8,20 @@ from the Metrics Scopes API: a member with no series read zero, it was not skipp
 that no listed scope claims (not a member, or its number unknown to keyward) is polled on its own.
 
 Each project keeps its own window (from where its previous poll stopped); a scope is read over
-the union of its members' windows, and each member then keeps only the minutes of its own.
+the union of its members' windows, and each member then keeps only the minutes of its own. A
+long union window (the first poll reads from the start of the Pacific day) is read in slices of
+`SLICE`, so the answer held in memory stays an hour of 375 projects at most, not a day of them.
 Everything here is pure: plain data in, plain data out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from keyward.google.metrics_scopes import MetricsScope
+
+SLICE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,12 @@ def assign(targets: list[Target],
 def union_window(starts: dict[str, datetime], end: datetime) -> tuple[datetime, datetime]:
     """The window a scope is read over: from its members' earliest start to the common end."""
     return min(starts.values()), end
+
+
+def slices(start: datetime, end: datetime, length: timedelta = SLICE) -> list[tuple[datetime, datetime]]:
+    """Cut [start, end) into consecutive windows of at most `length`, the last ending at `end`."""
+    out: list[tuple[datetime, datetime]] = []
+    while start < end:
+        out.append((start, min(start + length, end)))
+        start = out[-1][1]
+    return out

@@ -1,12 +1,12 @@
 """Which scope reads which project: every project exactly once, by the first scope that claims it."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from keyward.google.metrics_scopes import MetricsScope
-from keyward.usage.monitoring_scopes import Target, assign, claims, union_window
+from keyward.usage.monitoring_scopes import Target, assign, claims, slices, union_window
 
 NUMBERS = st.sampled_from([str(100000000000 + i) for i in range(8)])
 
@@ -45,3 +45,13 @@ def test_union_window_starts_at_the_earliest_member():
     end = datetime(2026, 3, 4, 12, tzinfo=timezone.utc)
     early, late = end.replace(hour=8), end.replace(hour=11)
     assert union_window({"a": late, "b": early}, end) == (early, end)
+
+
+@given(st.integers(0, 3000), st.integers(1, 200))
+def test_slices_cover_the_window_exactly_without_overlap(minutes, length):
+    start = datetime(2026, 3, 4, tzinfo=timezone.utc)
+    end = start + timedelta(minutes=minutes)
+    pieces = slices(start, end, timedelta(minutes=length))
+    assert [a for a, _ in pieces[1:]] == [b for _, b in pieces[:-1]]
+    assert (pieces[0][0], pieces[-1][1]) == (start, end) if pieces else minutes == 0
+    assert all(timedelta(0) < b - a <= timedelta(minutes=length) for a, b in pieces)

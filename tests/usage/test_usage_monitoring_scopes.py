@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from usage_world import MODEL, POOL, make_world
 
+from keyward.emulator.clock import pacific_day_start
 from keyward.google import gemini
 from keyward.google.metrics_scopes import MetricsScopesClient
 from keyward.google.monitoring import MonitoringClient
@@ -30,9 +31,20 @@ class NoSleep:
         pass
 
 
+def to_pacific_noon(emu) -> None:
+    """Move the emulator's clock (this module's own) to the next noon in America/Los_Angeles, so
+    no test's few hours cross the Pacific midnight where a first poll's window starts."""
+    now = emu.now()
+    noon = pacific_day_start(now) + 12 * 3600  # DST days are 23 or 25 h; noon is noon either way
+    if noon < now:
+        noon = pacific_day_start(now + 24 * 3600) + 12 * 3600
+    emu.advance(noon - now)
+
+
 @pytest.fixture
 def emu(emulated):
     emu = emulated({SCOPE[0]: SCOPE[1], **PROJECTS}, LIMITS)
+    to_pacific_noon(emu)
     emu.monitoring_lag_seconds = 0
     for project_id in MEMBERS:
         emu.add_to_metrics_scope(SCOPE[0], project_id)
@@ -96,11 +108,29 @@ def test_poll_reads_members_through_their_scope_and_counts_them_like_one_by_one(
         "alpha-one": SCOPE[0], "beta-two": SCOPE[0], "gamma-three": SCOPE[0], "delta-four": None}
     assert summary.projects["alpha-one"].by_key == {world.keys["alpha-one"]: 3}
     assert rpd(world) == {"alpha-one": 3, "beta-two": 1, "gamma-three": 0, "delta-four": 2}
+    emu.monitoring_reads_per_minute = 100_000  # start counting afresh
+    poll(world)  # a usual poll: every window is the last few minutes
     assert reads(emu) == 2 + 2  # two for the scope's three projects, two for delta-four alone
-    scoped = rpd(world)
-    accounting.poll_monitoring(world.ctx, force=True, source_factory=source,
-                               scopes_client=scopes_client(), projects=None)
-    assert rpd(world) == scoped  # re-reading replaces, never adds
+    assert rpd(world) == {"alpha-one": 3, "beta-two": 1, "gamma-three": 0, "delta-four": 2}
+
+
+def test_poll_reads_a_long_window_of_a_scope_in_slices_and_counts_it_all(tmp_path, sqlite_url, emu):
+    w = world_for(tmp_path, sqlite_url, emu, extra='monitoring_lag = "3h"\n')
+    try:
+        poll(w)  # every project read once: the next windows start 3 h before this poll
+        traffic(w, "alpha-one", 2)
+        emu.advance(150 * 60)  # two and a half hours later: the window spans three one-hour slices
+        traffic(w, "alpha-one", 1)
+        traffic(w, "beta-two", 1)
+        emu.monitoring_reads_per_minute = 100_000  # start counting afresh
+        summary = poll(w, projects=list(MEMBERS))
+        assert summary.failures == {}
+        assert summary.projects["alpha-one"].requests == 3
+        assert summary.projects["alpha-one"].minutes == 2
+        assert summary.projects["beta-two"].requests == 1
+        assert reads(emu) >= 2 * 3  # several slices, two reads each
+    finally:
+        w.ctx.close()
 
 
 def test_poll_through_a_scope_is_the_same_as_without_scopes(tmp_path, sqlite_url, emu):
@@ -131,15 +161,16 @@ def test_poll_follows_every_page_of_a_scope(world, emu):
 
 
 def test_poll_reads_each_member_over_its_own_window(world, emu):
-    traffic(world, "beta-two", 2)  # beta-two has not been polled yet when alpha-one is
+    traffic(world, "beta-two", 2)  # beta-two has never been polled: its window is the whole day
+    emu.advance(60 * 60)
     accounting.poll_monitoring(world.ctx, force=True, source_factory=source,
                                scopes_client=scopes_client(), projects=["alpha-one"])
-    emu.advance(30 * 60)  # far beyond monitoring_lag: alpha-one's window no longer covers it
+    emu.advance(30 * 60)  # alpha-one's next window starts 35 minutes back, after beta's traffic
     traffic(world, "alpha-one", 1)
     summary = poll(world)
     assert summary.failures == {}
-    assert rpd(world)["beta-two"] == 2  # read from the start of its day, not alpha-one's window
-    assert rpd(world)["alpha-one"] == 1
+    assert summary.projects["beta-two"].requests == 2  # its own window, not alpha-one's
+    assert rpd(world)["beta-two"] == 2 and rpd(world)["alpha-one"] == 1
 
 
 def test_poll_when_a_scope_fails_reports_its_members_and_reads_them_next_time(world, emu):
@@ -209,7 +240,9 @@ def emulated_pace(emu, per_minute: int) -> ReadPace:
 
 
 def test_per_project_poll_paced_to_the_quota_never_meets_a_429(tmp_path, sqlite_url, emu):
-    w = world_for(tmp_path, sqlite_url, emu, scopes=(), extra="poll_workers = 4\n")
+    # One worker: the pace's waits move the emulator's clock, and a second worker's wait could
+    # move it between another's slot and its request (the threads' case is test_google_read_pace).
+    w = world_for(tmp_path, sqlite_url, emu, scopes=(), extra="poll_workers = 1\n")
     try:
         for project_id in PROJECTS:
             traffic(w, project_id, 1)
