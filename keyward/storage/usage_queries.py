@@ -404,6 +404,11 @@ def clear_exhaustion(s: Session, project_pks: Sequence[int] | None, now: datetim
     return [(pid, model, pool or "") for _pk, model, pid, pool in rows]
 
 
+def project_numbers(s: Session) -> dict[str, str | None]:
+    """Return project id → project number (None when the config gives none), for every project."""
+    return {pid: number for pid, number in s.execute(select(Project.project_id, Project.number))}
+
+
 def _build_few_projects(s: Session):
     p, st, et = Project.__table__, UsageSummary.__table__, Exhaustion.__table__
     lm, la = Limit.__table__.alias("limit_model"), Limit.__table__.alias("limit_all")
