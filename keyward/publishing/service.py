@@ -109,12 +109,16 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     book = getattr(ctx, "loads", None)
     if book is not None and trigger not in KEPT_OFFERS_TRIGGERS:
         book.forget_offers()  # a key was promoted, retired, reinstated or taken out
+    # Choosing in a read transaction first pays when the choice usually stands: on the timer, and
+    # whenever kept loads make choosing cheap. A process without them reacting to an event (a 429
+    # reported without a daemon) would choose twice from the database, so it goes straight on.
+    try_quiet = trigger == "timer" or book is not None
     quiet: dict[str, _Decision | None] = {}
     with ctx.store.read() as s:  # one read for every pool whose choice stays as recorded
         snapshots = q.pool_snapshots(s, pools)
         now = ctx.now()
         for snap in snapshots:
-            quiet[snap.name] = _quiet_decision(ctx, s, snap, now)
+            quiet[snap.name] = _quiet_decision(ctx, s, snap, now) if try_quiet else None
     results: list[PublishResult] = []
     for snap in snapshots:
         name = snap.name
