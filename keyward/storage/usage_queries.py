@@ -135,8 +135,30 @@ def _build_summarise(s: Session):
     })
 
 
+def _build_add_minutes(s: Session):
+    """`add_minute` for many rows at once: one multi-row upsert that names the row it returns."""
+    t = UsageMinute.__table__
+    ins = _insert(s, t)
+    return ins.on_conflict_do_update(
+        index_elements=["project_pk", "model", "minute", "source"],
+        set_={c: t.c[c] + ins.excluded[c] for c in _COUNT_COLS},
+    ).returning(t.c.project_pk, t.c.model, t.c.minute, t.c.requests, t.c.input_tokens,
+                t.c.output_tokens)
+
+
+def _build_monitored(s: Session):
+    """The Monitoring rows among some projects, models and minutes (the caller picks its cells)."""
+    t = UsageMinute.__table__
+    return select(t.c.project_pk, t.c.model, t.c.minute, t.c.requests, t.c.input_tokens,
+                  t.c.output_tokens).where(
+        t.c.source == MONITORING, t.c.project_pk.in_(bindparam("pks", expanding=True)),
+        t.c.model.in_(bindparam("models", expanding=True)),
+        t.c.minute.in_(bindparam("minutes", expanding=True, type_=t.c.minute.type)))
+
+
 _BUILDERS = {"add_minute": _build_add_minute, "set_minute": _build_set_minute,
-             "add_day": _build_add_day, "get_minute": _build_get_minute, "summarise": _build_summarise}
+             "add_day": _build_add_day, "get_minute": _build_get_minute, "summarise": _build_summarise,
+             "add_minutes": _build_add_minutes, "monitored": _build_monitored}
 
 
 def _add_minute(s: Session, key: dict, source: str, delta: Counts) -> Counts:
@@ -173,15 +195,61 @@ def _summarise(s: Session, key: dict, day: date, effective: Counts, day_delta: C
 def add_local(s: Session, project_pk: int, model: str, minute: datetime, day: date,
               delta: Counts) -> None:
     """Add locally reported usage to a minute, its Pacific day and the effective day sum."""
-    key = {"project_pk": project_pk, "model": model, "minute": minute}
-    new_local = _add_minute(s, key, LOCAL, delta)
-    old_local = _sub(new_local, delta)
-    monitored = _minute_counts(s, key, MONITORING)
-    _add_day(s, project_pk, model, day, LOCAL, delta)
-    effective = _max(new_local, monitored)
-    day_delta = _sub(effective, _max(old_local, monitored))
-    _add_day(s, project_pk, model, day, EFFECTIVE, day_delta)
-    _summarise(s, key, day, effective, day_delta)
+    add_local_many(s, [(project_pk, model, minute, day, delta)])
+
+
+Cell = tuple[int, str, datetime, date, Counts]  # project pk, model, minute, its Pacific day, delta
+
+
+def add_local_many(s: Session, cells: Sequence[Cell]) -> None:
+    """`add_local` for many cells (distinct project, model and minute) in four statements in all:
+    the minute rows, their Monitoring counts, the day rows, the summary rows.
+
+    Rows are written in the order of `cells` (give them sorted: PostgreSQL writers then take their
+    row locks in one order and never deadlock), minute rows first, as a Monitoring write locks the
+    minute's local row first too.
+    """
+    if not cells:
+        return
+    wanted = {(pk, model, minute): (day, delta) for pk, model, minute, day, delta in cells}
+    if len(wanted) != len(cells):
+        raise ValueError("add_local_many: cells must be distinct (project, model, minute)")
+    conn = s.connection()
+    rows = conn.execute(_statement(s, "add_minutes"), [
+        {"project_pk": pk, "model": model, "minute": minute, "source": LOCAL,
+         "requests": d[0], "input_tokens": d[1], "output_tokens": d[2]}
+        for pk, model, minute, _day, d in cells]).all()
+    new_local = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
+    monitored = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in conn.execute(
+        _statement(s, "monitored"), {"pks": sorted({c[0] for c in cells}),
+                                     "models": sorted({c[1] for c in cells}),
+                                     "minutes": sorted({c[2] for c in cells})})
+        if (r[0], r[1], r[2]) in wanted}
+    days: dict[tuple[int, str, date, str], Counts] = {}
+    rounds: list[list[dict]] = []  # one summary row is written at most once per statement
+    seen: dict[tuple[int, str], int] = {}
+    for pk, model, minute, day, delta in cells:
+        new = new_local[(pk, model, minute)]
+        mon = monitored.get((pk, model, minute), ZERO)
+        effective = _max(new, mon)
+        day_delta = _sub(effective, _max(_sub(new, delta), mon))
+        for source, add in ((LOCAL, delta), (EFFECTIVE, day_delta)):
+            if add != ZERO:
+                row = (pk, model, day, source)
+                days[row] = tuple(a + b for a, b in zip(days.get(row, ZERO), add))  # type: ignore[assignment]
+        n = seen[(pk, model)] = seen.get((pk, model), -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append({"project_pk": pk, "model": model, "minute": minute,
+                          "requests": effective[0], "tokens": effective[1], "prev_minute": None,
+                          "prev_requests": 0, "prev_tokens": 0, "day": day,
+                          "day_requests": day_delta[0]})
+    if days:
+        conn.execute(_statement(s, "add_day"), [
+            _params({"project_pk": pk, "model": model, "day": day, "source": source}, counts)
+            for (pk, model, day, source), counts in days.items()])
+    for summaries in rounds:
+        conn.execute(_statement(s, "summarise"), summaries)
 
 
 def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, day: date,
