@@ -86,6 +86,9 @@ class IngestServer:
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._effects_running = False
+        from keyward.usage.attribution import KnownKeys  # here: a TCP reporter imports parse_tcp
+
+        self._known = KnownKeys()  # the writer thread's kept key lookups
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class IngestServer:
     def config_changed(self) -> None:
         """After a reload: put the token where (and with the mode) the new configuration says,
         so clients that follow the new file sink still find it."""
+        self._known.clear()  # projects may have moved to other pools
         if self.tcp is None or not self._token:
             return
         from keyward.usage.token import write_token
@@ -349,17 +353,18 @@ class IngestServer:
                 count += len(nxt.reports)
             self._commit(group)
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _commit(self, group: list[_Pending], retried: bool = False) -> None:
         from keyward.usage.accounting import record_batch
 
         effects = fx.Effects()
         try:
             result = record_batch(self.ctx, [r for p in group for r in p.reports],
-                                  run_effects=False, pending=effects)
+                                  run_effects=False, pending=effects, known=self._known)
         except Exception as exc:
-            if len(group) > 1:  # find the batch at fault; the others still commit together-ish
-                for pending in group:
-                    self._commit([pending])
+            self._known.clear()  # a kept lookup may be what failed (its key removed since)
+            if len(group) > 1 or not retried:  # find the batch at fault, with fresh lookups;
+                for pending in group:  # the others still commit
+                    self._commit([pending], retried=True)
                 return
             group[0].reply = self._failure(exc)
             group[0].done.set()
