@@ -62,6 +62,19 @@ def _statement(s: Session, name: str):
     return stmt
 
 
+def _prepared(s: Session, name: str):
+    """The statement `name` compiled for the session's dialect, run on the driver's cursor (see
+    keyward.storage.prepared): for the writes every report makes."""
+    dialect = s.get_bind().dialect
+    prepared = _STATEMENTS.get((dialect.name, "prepared:" + name))
+    if prepared is None:
+        from keyward.storage.prepared import Prepared
+
+        prepared = _STATEMENTS[(dialect.name, "prepared:" + name)] = Prepared(
+            _statement(s, name), dialect)
+    return prepared
+
+
 def _run(s: Session, name: str, params: dict):
     """Execute a prepared statement on the session's connection (no ORM layer in between)."""
     return s.connection().execute(_statement(s, name), params)
@@ -135,30 +148,8 @@ def _build_summarise(s: Session):
     })
 
 
-def _build_add_minutes(s: Session):
-    """`add_minute` for many rows at once: one multi-row upsert that names the row it returns."""
-    t = UsageMinute.__table__
-    ins = _insert(s, t)
-    return ins.on_conflict_do_update(
-        index_elements=["project_pk", "model", "minute", "source"],
-        set_={c: t.c[c] + ins.excluded[c] for c in _COUNT_COLS},
-    ).returning(t.c.project_pk, t.c.model, t.c.minute, t.c.requests, t.c.input_tokens,
-                t.c.output_tokens)
-
-
-def _build_monitored(s: Session):
-    """The Monitoring rows among some projects, models and minutes (the caller picks its cells)."""
-    t = UsageMinute.__table__
-    return select(t.c.project_pk, t.c.model, t.c.minute, t.c.requests, t.c.input_tokens,
-                  t.c.output_tokens).where(
-        t.c.source == MONITORING, t.c.project_pk.in_(bindparam("pks", expanding=True)),
-        t.c.model.in_(bindparam("models", expanding=True)),
-        t.c.minute.in_(bindparam("minutes", expanding=True, type_=t.c.minute.type)))
-
-
 _BUILDERS = {"add_minute": _build_add_minute, "set_minute": _build_set_minute,
-             "add_day": _build_add_day, "get_minute": _build_get_minute, "summarise": _build_summarise,
-             "add_minutes": _build_add_minutes, "monitored": _build_monitored}
+             "add_day": _build_add_day, "get_minute": _build_get_minute, "summarise": _build_summarise}
 
 
 def _add_minute(s: Session, key: dict, source: str, delta: Counts) -> Counts:
@@ -202,54 +193,44 @@ Cell = tuple[int, str, datetime, date, Counts]  # project pk, model, minute, its
 
 
 def add_local_many(s: Session, cells: Sequence[Cell]) -> None:
-    """`add_local` for many cells (distinct project, model and minute) in four statements in all:
-    the minute rows, their Monitoring counts, the day rows, the summary rows.
+    """`add_local` for many cells (distinct project, model and minute): per cell, the minute row's
+    upsert and a read of its Monitoring count; then the day rows (summed per row) and the summary
+    rows, each written by one executemany, on prepared statements (this is the ingest socket's path).
 
     Rows are written in the order of `cells` (give them sorted: PostgreSQL writers then take their
     row locks in one order and never deadlock), minute rows first, as a Monitoring write locks the
     minute's local row first too.
     """
-    if not cells:
-        return
-    wanted = {(pk, model, minute): (day, delta) for pk, model, minute, day, delta in cells}
-    if len(wanted) != len(cells):
+    from keyward.storage.prepared import driver_cursor
+
+    if len({c[:3] for c in cells}) != len(cells):
         raise ValueError("add_local_many: cells must be distinct (project, model, minute)")
-    conn = s.connection()
-    rows = conn.execute(_statement(s, "add_minutes"), [
-        {"project_pk": pk, "model": model, "minute": minute, "source": LOCAL,
-         "requests": d[0], "input_tokens": d[1], "output_tokens": d[2]}
-        for pk, model, minute, _day, d in cells]).all()
-    new_local = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
-    monitored = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in conn.execute(
-        _statement(s, "monitored"), {"pks": sorted({c[0] for c in cells}),
-                                     "models": sorted({c[1] for c in cells}),
-                                     "minutes": sorted({c[2] for c in cells})})
-        if (r[0], r[1], r[2]) in wanted}
+    add_minute, get_minute = _prepared(s, "add_minute"), _prepared(s, "get_minute")
+    add_day, summarise = _prepared(s, "add_day"), _prepared(s, "summarise")
     days: dict[tuple[int, str, date, str], Counts] = {}
-    rounds: list[list[dict]] = []  # one summary row is written at most once per statement
+    rounds: list[list[dict]] = []  # a summary row is written at most once per executemany
     seen: dict[tuple[int, str], int] = {}
-    for pk, model, minute, day, delta in cells:
-        new = new_local[(pk, model, minute)]
-        mon = monitored.get((pk, model, minute), ZERO)
-        effective = _max(new, mon)
-        day_delta = _sub(effective, _max(_sub(new, delta), mon))
-        for source, add in ((LOCAL, delta), (EFFECTIVE, day_delta)):
-            if add != ZERO:
-                row = (pk, model, day, source)
-                days[row] = tuple(a + b for a, b in zip(days.get(row, ZERO), add))  # type: ignore[assignment]
-        n = seen[(pk, model)] = seen.get((pk, model), -1) + 1
-        if n == len(rounds):
-            rounds.append([])
-        rounds[n].append({"project_pk": pk, "model": model, "minute": minute,
-                          "requests": effective[0], "tokens": effective[1], "prev_minute": None,
-                          "prev_requests": 0, "prev_tokens": 0, "day": day,
-                          "day_requests": day_delta[0]})
-    if days:
-        conn.execute(_statement(s, "add_day"), [
-            _params({"project_pk": pk, "model": model, "day": day, "source": source}, counts)
-            for (pk, model, day, source), counts in days.items()])
-    for summaries in rounds:
-        conn.execute(_statement(s, "summarise"), summaries)
+    with driver_cursor(s) as cursor:
+        for pk, model, minute, day, delta in cells:
+            key = {"project_pk": pk, "model": model, "minute": minute}
+            new = add_minute.one(cursor, _params({**key, "source": LOCAL}, delta))
+            mon = get_minute.one(cursor, {**key, "source": MONITORING}) or ZERO
+            effective = _max(new, mon)
+            day_delta = _sub(effective, _max(_sub(new, delta), mon))
+            for source, add in ((LOCAL, delta), (EFFECTIVE, day_delta)):
+                if add != ZERO:
+                    old = days.get((pk, model, day, source), ZERO)
+                    days[(pk, model, day, source)] = (old[0] + add[0], old[1] + add[1], old[2] + add[2])
+            n = seen[(pk, model)] = seen.get((pk, model), -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append({**key, "requests": effective[0], "tokens": effective[1],
+                              "prev_minute": None, "prev_requests": 0, "prev_tokens": 0, "day": day,
+                              "day_requests": day_delta[0]})
+        add_day.many(cursor, [_params({"project_pk": pk, "model": model, "day": day, "source": source}, c)
+                              for (pk, model, day, source), c in days.items()])
+        for summaries in rounds:
+            summarise.many(cursor, summaries)
 
 
 def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, day: date,

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 
 from usage_world import MODEL, make_world
 
+from keyward.errors import StorageError
 from keyward.quota.windows import pacific_date
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
@@ -99,3 +100,12 @@ def test_add_local_many_when_a_cell_repeats_is_refused(world):
     cell = (pk, MODEL, MIDNIGHT, pacific_date(MIDNIGHT), (1, 0, 0))
     with pytest.raises(ValueError), world.ctx.store.write() as s:
         uq.add_local_many(s, [cell, cell])
+
+
+def test_add_local_many_when_the_driver_refuses_raises_a_storage_error(world):
+    gone = 10 ** 9  # no such project: the foreign key refuses the minute row
+    cell = (gone, MODEL, MIDNIGHT, pacific_date(MIDNIGHT), (1, 0, 0))
+    with pytest.raises(StorageError, match="database write failed"), world.ctx.store.write() as s:
+        uq.add_local_many(s, [cell])
+    with world.ctx.store.read() as s:
+        assert s.execute(select(UsageMinute.__table__).where(UsageMinute.project_pk == gone)).first() is None
