@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import time
 from datetime import datetime, timezone
 
 import pytest
-from ingest_client import talk
+from ingest_client import connect, talk
 from usage_bodies import RPM_ID, quota_429, violation
 from usage_world import MODEL, POOL, make_world
 
@@ -166,3 +167,28 @@ def test_known_keys_when_their_time_passes_are_looked_up_again():
     assert known.get(("fp", None, None, None)) == "target"
     now[0] += 0.2
     assert known.get(("fp", None, None, None)) is None
+
+
+def test_answers_of_pipelined_batches_keep_their_order_good_bad_good(world, server):
+    good = json.dumps({"type": "usage", "pool": POOL, "requests": 1}) + "\n"
+    payload = (good + "\n" + '{"type": "usage", "requests": -1}\n\n' + good + good + "\n").encode()
+    replies = _talk(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX, payload)
+    assert [(r["ok"], r.get("accepted"), r.get("line")) for r in replies] == [
+        (True, 1, None), (False, None, 1), (True, 2, None)]
+    assert _local_requests(world, "alpha-one") == 3
+
+
+def test_client_that_never_reads_its_answers_is_disconnected_and_others_still_answered(world, server):
+    line = json.dumps({"type": "error", "http_status": 500, "body": None, "pool": POOL}) + "\n"
+    batch = (line * 200 + "\n").encode()  # each answer lists 200 results: the buffer fills fast
+    conn = connect(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            conn.sendall(batch)
+        pytest.fail("the daemon kept a client that reads none of its answers")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        conn.close()
+    assert _unix(world, [{"type": "usage", "pool": POOL, "requests": 1}])["ok"]
