@@ -66,12 +66,12 @@ def _prepared(s: Session, name: str):
     """The statement `name` compiled for the session's dialect, run on the driver's cursor (see
     keyward.storage.prepared): for the writes every report makes."""
     dialect = s.get_bind().dialect
-    prepared = _STATEMENTS.get((dialect.name, "prepared:" + name))
+    key = (f"{dialect.name}+{dialect.driver}", name)  # the SQL text differs between drivers
+    prepared = _STATEMENTS.get(key)
     if prepared is None:
         from keyward.storage.prepared import Prepared
 
-        prepared = _STATEMENTS[(dialect.name, "prepared:" + name)] = Prepared(
-            _statement(s, name), dialect)
+        prepared = _STATEMENTS[key] = Prepared(_statement(s, name), dialect)
     return prepared
 
 

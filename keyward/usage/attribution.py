@@ -79,6 +79,14 @@ class KnownKeys:
         self.ttl = ttl
         self._clock = clock
         self._targets: dict[tuple, tuple[float, Target]] = {}
+        self._source: object = None
+
+    def bind(self, source: object) -> None:
+        """Say which database the next lookups come from; a different one drops everything kept
+        (a reload can move the database, where the same key has another row number)."""
+        if source is not self._source:
+            self._targets.clear()
+            self._source = source
 
     def get(self, ident: tuple) -> Target | None:
         found = self._targets.get(ident)

@@ -402,8 +402,10 @@ class IngestServer:
         from keyward.usage.accounting import record_batch
 
         effects = fx.Effects()
+        ctx = self.ctx
+        self._known.bind(ctx.store)
         try:
-            result = record_batch(self.ctx, [r for p in group for r in p.reports],
+            result = record_batch(ctx, [r for p in group for r in p.reports],
                                   run_effects=False, pending=effects, known=self._known)
         except Exception as exc:
             self._known.clear()  # a kept lookup may be what failed (its key removed since)

@@ -192,3 +192,13 @@ def test_client_that_never_reads_its_answers_is_disconnected_and_others_still_an
     finally:
         conn.close()
     assert _unix(world, [{"type": "usage", "pool": POOL, "requests": 1}])["ok"]
+
+
+def test_known_keys_when_the_database_changes_are_dropped():
+    known = KnownKeys()
+    known.bind("first database")
+    known.put(("fp", None, None, None), "target")
+    known.bind("first database")
+    assert known.get(("fp", None, None, None)) == "target"
+    known.bind("second database")
+    assert known.get(("fp", None, None, None)) is None
