@@ -1,5 +1,6 @@
-"""The database handle and the queries on pools, projects, keys, the journal and small values.
+"""The queries on pools, projects, keys, the journal and small values, through the ORM.
 
+The database handle, `Store`, lives in `keyward.storage.database` (and is importable from here).
 Services own transactions (`with store.write() as s:`) and call these functions inside them, so one
 decision and everything it changes commit together. Usage and rotation-journal queries live beside
 this module (`usage_queries`, `rotation_queries`); nothing outside `keyward.storage` writes SQL.
@@ -9,20 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from keyward.errors import MasterKeyError, NotFound
 from keyward.keystrings import mask
 from keyward.sealing import Sealer, sealed_by
-from keyward.storage.engine import READ_ONLY, make_engine
-from keyward.storage.failures import database_failure
+from keyward.storage.database import Store  # noqa: F401  (the handle these queries run in)
 from keyward.storage.models import (
     LIVE_STATES,
     ORIGIN_CLI,
@@ -45,55 +42,6 @@ def utcnow() -> datetime:
 def fingerprint(secret: str) -> str:
     """Return a stable digest identifying a key string without revealing it."""
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class Store:
-    """An open database: an Engine, transaction helpers, and the Sealer for key strings at rest.
-
-    Every session carries the sealer in `session.info`, so rows it loads open their secrets with it
-    and secrets written through `add_key`/`set_secret` are sealed with its primary master key.
-    """
-
-    def __init__(self, engine: Engine, sealer: Sealer | None = None):
-        self.engine = engine
-        self.sealer = sealer or Sealer()
-
-    @classmethod
-    def open(cls, url: str, *, upgrade: bool = True, sealer: Sealer | None = None) -> "Store":
-        """Open the database at `url`, upgrading its schema first when `upgrade` is True."""
-        from keyward.storage.migrate import ensure_current
-
-        store = cls(make_engine(url), sealer)
-        try:
-            ensure_current(store.engine, upgrade=upgrade, sealer=store.sealer)
-        except BaseException:
-            store.close()
-            raise
-        return store
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        try:
-            with Session(self.engine, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                    session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database write failed", self.engine.url) from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only transaction that never queues behind writers."""
-        try:
-            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                with Session(bind=conn, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                        session.begin():
-                    yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database read failed", self.engine.url) from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 # Pools ---------------------------------------------------------------------------------------------
