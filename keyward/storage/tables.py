@@ -37,6 +37,11 @@ LIVE_STATES = (PENDING, ACTIVE, PREVIOUS)
 # Where a pool or project comes from: the config file owns what it declares, the CLI the rest.
 ORIGIN_CONFIG, ORIGIN_CLI = "config", "cli"
 
+# The sources of usage rows; "effective" day rows hold the per-minute maxima of the other two.
+LOCAL, MONITORING, EFFECTIVE = "local", "monitoring", "effective"
+# The model of a limit row that applies to every model of the project.
+ALL_MODELS = "*"
+
 metadata = MetaData()
 
 
