@@ -62,13 +62,6 @@ def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
 
 
-def project_counts(s: Session) -> dict[int, int]:
-    """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
-    from sqlalchemy import func
-
-    return {pk: n for pk, n in s.execute(select(Project.pool_id, func.count()).group_by(Project.pool_id))}
-
-
 def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:
     pool = find_pool(s, name)
     if pool is None:
@@ -265,28 +258,6 @@ def active_keys_in_pool(s: Session, pool: Pool) -> Sequence[Key]:
         .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
     )
     return s.scalars(q).all()
-
-
-def project_rows(s: Session) -> Sequence:
-    """Every project as a plain row (project_id, managed, rotation fields, pool_name, pool_model), for
-    status: no ORM objects to build, which is most of the cost at a thousand projects."""
-    return s.execute(
-        select(Project.project_id, Project.managed, Project.rotation_failures, Project.rotation_backoff_until,
-               Pool.name.label("pool_name"), Pool.model.label("pool_model"))
-        .join(Pool, Project.pool_id == Pool.id)
-        .order_by(Project.project_id)
-    ).all()
-
-
-def key_rows(s: Session) -> Sequence:
-    """Every key as a plain row without its secret (only whether it has one), for status."""
-    return s.execute(
-        select(Key.key_id, Key.kind, Key.state, Key.origin, Key.masked, Key.created_at, Key.rotate_after,
-               Key.grace_until, Key.invalid_reason, Key.sealed.is_not(None).label("has_secret"), Key.sealed_by,
-               Project.project_id, Project.managed, Project.pool_id)
-        .join(Project, Key.project_pk == Project.id)
-        .order_by(Project.project_id, Key.created_at, Key.id)
-    ).all()
 
 
 # Journal and small values --------------------------------------------------------------------------

@@ -100,8 +100,7 @@ def ctx(tmp_path, any_db_url):
 
 def test_listings_when_read_through_core_equal_the_orm_queries(ctx):
     with ctx.store.read() as s:
-        counts = q.project_counts(s)
-        pools = [(p.name, p.model, p.origin, counts.get(p.id, 0), p.current_key_id, p.current_reason)
+        pools = [(p.name, p.model, p.origin, len(p.projects), p.current_key_id, p.current_reason)
                  for p in q.list_pools(s)]
         projects = {pool: [(p.project_id, p.number, p.pool.name, p.managed, p.service_account,
                             tuple(filter(None, p.allowed_ips.split(","))), p.origin)
@@ -123,13 +122,19 @@ def test_list_keys_when_project_unknown_says_so(ctx):
         inventory.list_keys(ctx, "zeta-six")
 
 
-def test_status_rows_when_read_through_core_equal_the_orm_rows(ctx):
+def test_status_rows_when_read_through_core_equal_the_orm_objects(ctx):
     with ctx.store.read() as s:
-        projects = [tuple(r) for r in q.project_rows(s)]
-        keys = [tuple(r) for r in q.key_rows(s)]
+        projects = [(p.project_id, p.managed, p.rotation_failures, p.rotation_backoff_until, p.pool.name,
+                     p.pool.model) for p in q.list_projects(s)]
+        keys = {k.key_id: (k.kind, k.state, k.origin, k.masked, k.created_at, k.rotate_after, k.grace_until,
+                           k.invalid_reason, k.has_secret, k.sealed_by, k.project.project_id, k.project.managed,
+                           k.project.pool_id) for k in q.list_keys(s)}
     with ctx.store.read_rows() as conn:
         assert [tuple(r)[:6] for r in rq.status_projects(conn, NOW)] == projects
-        assert [tuple(r) for r in rq.status_keys(conn)] == keys
+        rows = rq.status_keys(conn)
+    assert {r.key_id: tuple(r)[1:] for r in rows} == keys
+    assert [(r.project_id, r.created_at) for r in rows] == sorted((r.project_id, r.created_at) for r in rows)
+    assert len(rows) == 7
 
 
 @pytest.mark.parametrize("seconds", [0, 30, 60, 100, 3600])
