@@ -398,3 +398,8 @@ def clear_exhaustion(s: Session, project_pks: Sequence[int] | None, now: datetim
     for pk, model, _pid, _pool in rows:
         s.execute(delete(Exhaustion).where(Exhaustion.project_pk == pk, Exhaustion.model == model))
     return [(pid, model, pool or "") for _pk, model, pid, pool in rows]
+
+
+def project_numbers(s: Session) -> dict[str, str | None]:
+    """Return project id → project number (None when the config gives none), for every project."""
+    return {pid: number for pid, number in s.execute(select(Project.project_id, Project.number))}
