@@ -1,6 +1,7 @@
 """The `keyward` command. `keyward current` (and `keyward status` when the daemon answers it) take a
 fast path that never imports click, SQLAlchemy or the Google libraries: scripts call `current` on
-every start, and an operator's screen should come at once. Everything else goes through click."""
+every start, and an operator's screen should come at once. Without a daemon, `keyward status` still
+skips click and builds the status from the database. Everything else goes through click."""
 
 from __future__ import annotations
 

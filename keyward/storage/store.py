@@ -1,5 +1,6 @@
-"""The database handle and the queries on pools, projects, keys, the journal and small values.
+"""The queries on pools, projects, keys, the journal and small values, through the ORM.
 
+The database handle, `Store`, lives in `keyward.storage.database` (and is importable from here).
 Services own transactions (`with store.write() as s:`) and call these functions inside them, so one
 decision and everything it changes commit together. Usage and rotation-journal queries live beside
 this module (`usage_queries`, `rotation_queries`); nothing outside `keyward.storage` writes SQL.
@@ -9,21 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from keyward.errors import MasterKeyError, NotFound
 from keyward.keystrings import mask
 from keyward.sealing import Sealer, sealed_by
-from keyward.storage.engine import READ_ONLY, make_engine
-from keyward.storage.failures import database_failure
+from keyward.storage.database import Store  # noqa: F401  (the handle these queries run in)
 from keyward.storage.models import (
     LIVE_STATES,
     ORIGIN_CLI,
@@ -46,55 +43,6 @@ def utcnow() -> datetime:
 def fingerprint(secret: str) -> str:
     """Return a stable digest identifying a key string without revealing it."""
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class Store:
-    """An open database: an Engine, transaction helpers, and the Sealer for key strings at rest.
-
-    Every session carries the sealer in `session.info`, so rows it loads open their secrets with it
-    and secrets written through `add_key`/`set_secret` are sealed with its primary master key.
-    """
-
-    def __init__(self, engine: Engine, sealer: Sealer | None = None):
-        self.engine = engine
-        self.sealer = sealer or Sealer()
-
-    @classmethod
-    def open(cls, url: str, *, upgrade: bool = True, sealer: Sealer | None = None) -> "Store":
-        """Open the database at `url`, upgrading its schema first when `upgrade` is True."""
-        from keyward.storage.migrate import ensure_current
-
-        store = cls(make_engine(url), sealer)
-        try:
-            ensure_current(store.engine, upgrade=upgrade, sealer=store.sealer)
-        except BaseException:
-            store.close()
-            raise
-        return store
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        try:
-            with Session(self.engine, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                    session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database write failed", self.engine.url) from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only transaction that never queues behind writers."""
-        try:
-            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                with Session(bind=conn, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                        session.begin():
-                    yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database read failed", self.engine.url) from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 # Pools ---------------------------------------------------------------------------------------------
@@ -168,13 +116,6 @@ def pool_snapshots(s: Session, names: Sequence[str] | None = None) -> list[PoolS
         if name not in found:
             raise NotFound(f"no pool named {name!r} (see `keyward pool list`)")
     return [found[name] for name in names]
-
-
-def project_counts(s: Session) -> dict[int, int]:
-    """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
-    from sqlalchemy import func
-
-    return {pk: n for pk, n in s.execute(select(Project.pool_id, func.count()).group_by(Project.pool_id))}
 
 
 def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:
@@ -373,28 +314,6 @@ def active_keys_in_pool(s: Session, pool: Pool) -> Sequence[Key]:
         .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
     )
     return s.scalars(q).all()
-
-
-def project_rows(s: Session) -> Sequence:
-    """Every project as a plain row (project_id, managed, rotation fields, pool_name, pool_model), for
-    status: no ORM objects to build, which is most of the cost at a thousand projects."""
-    return s.execute(
-        select(Project.project_id, Project.managed, Project.rotation_failures, Project.rotation_backoff_until,
-               Pool.name.label("pool_name"), Pool.model.label("pool_model"))
-        .join(Pool, Project.pool_id == Pool.id)
-        .order_by(Project.project_id)
-    ).all()
-
-
-def key_rows(s: Session) -> Sequence:
-    """Every key as a plain row without its secret (only whether it has one), for status."""
-    return s.execute(
-        select(Key.key_id, Key.kind, Key.state, Key.origin, Key.masked, Key.created_at, Key.rotate_after,
-               Key.grace_until, Key.invalid_reason, Key.sealed.is_not(None).label("has_secret"), Key.sealed_by,
-               Project.project_id, Project.managed, Project.pool_id)
-        .join(Project, Key.project_pk == Project.id)
-        .order_by(Project.project_id, Key.created_at, Key.id)
-    ).all()
 
 
 # Journal and small values --------------------------------------------------------------------------

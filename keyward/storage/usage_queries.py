@@ -27,9 +27,7 @@ from sqlalchemy.orm import Session
 from keyward.storage.models import (
     Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute, UsageSummary,
 )
-
-LOCAL, MONITORING, EFFECTIVE = "local", "monitoring", "effective"
-ALL_MODELS = "*"
+from keyward.storage.tables import ALL_MODELS, EFFECTIVE, LOCAL, MONITORING  # noqa: F401  (used by callers)
 
 Counts = tuple[int, int, int]  # requests, input tokens, output tokens
 ZERO: Counts = (0, 0, 0)
