@@ -100,8 +100,14 @@ def test_status_json_when_run_as_a_process_is_valid_json(setup):
     assert secret not in proc.stdout + proc.stderr
 
 
-def test_status_cli_when_json_is_compact_unless_pretty(setup):
+def test_status_cli_when_json_is_compact_unless_pretty(setup, monkeypatch):
+    from datetime import datetime, timezone
+
+    from keyward.context import Context
+
     path, _ = setup
+    instant = datetime.now(timezone.utc)  # both builds at one instant: ages and generated_at agree
+    monkeypatch.setattr(Context, "now", lambda self: instant)
     compact, indented = _run(path, "--json").output, _run(path, "--json", "--pretty").output
     assert compact.count("\n") == 1 and indented.startswith('{\n  "daemon": {')
     assert json.loads(compact) == json.loads(indented)
