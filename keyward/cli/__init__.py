@@ -45,6 +45,11 @@ def _main(argv: list[str] | None) -> None:
             from keyward.memory import reexec_daemon
 
             reexec_daemon()  # returns only when not re-executed (keyward.memory says why)
+            from keyward.cli.run_fast import fast_main as fast_run
+
+            code = fast_run(args)
+            if code is not None:
+                sys.exit(code)
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")
