@@ -41,10 +41,7 @@ def _main(argv: list[str] | None) -> None:
         import signal
 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        if argv is None and _first_command(args) == "run":  # the process's own command line only
-            from keyward.memory import reexec_daemon
-
-            reexec_daemon()  # returns only when not re-executed (keyward.memory says why)
+        if argv is None:  # the process's own command line: it may re-execute (keyward.memory)
             from keyward.cli.run_fast import fast_main as fast_run
 
             code = fast_run(args)
@@ -53,20 +50,6 @@ def _main(argv: list[str] | None) -> None:
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")
-
-
-def _first_command(args: list[str]) -> str | None:
-    """The subcommand after the root options (--config FILE, --debug), or None."""
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--config":
-            i += 2
-        elif arg.startswith("--config=") or arg == "--debug":
-            i += 1
-        else:
-            return arg
-    return None
 
 
 def _leading_config(args: list[str]) -> tuple[str | None, list[str]]:
