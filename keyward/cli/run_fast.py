@@ -1,8 +1,7 @@
 """`keyward run` without click: the daemon runs for months, and click (with what it imports) would
 stay resident in it for nothing, about 4 MB of an idle daemon's memory. The plain form, root options
 (--config FILE, --debug) then `run`, takes this path; `--once`, `--help` and anything else go
-through click. Errors become the same messages and exit codes as there (keyward.cli.app). A big
-installation's daemon first re-executes itself with another allocator (keyward.memory)."""
+through click. Errors become the same messages and exit codes as there (keyward.cli.app)."""
 
 from __future__ import annotations
 
@@ -38,9 +37,6 @@ def run(config_path: str | None, debug: bool) -> int:
     from keyward.errors import KeywardError
     from keyward.keystrings import redact
 
-    from keyward.memory import project_count, reexec_daemon
-
-    reexec_daemon(lambda: project_count(config_path))  # returns only when not re-executed
     try:
         from keyward.config import find_config_path, load_config
         from keyward.daemon import Daemon
