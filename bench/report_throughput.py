@@ -1,11 +1,13 @@
 """How many usage reports per second keyward records from 8 concurrent processes, losing none.
 
 Each worker process sends its reports one at a time through `keyward.usage.reporter` (the path
-`keyward.client.report` takes): to the ingest socket of an in-process IngestServer, or straight to
-the SQLite database when no daemon listens. Totals are checked in the database at the end.
-Target: >= 2,000 reports/s sustained through the socket, nothing lost.
+`keyward.client.report` takes, each call returning only once its report is committed): to the
+ingest socket of a real daemon (`keyward run`), or straight to the SQLite database when no daemon
+listens. The workers share the machine's cores with the daemon, so what a report costs the
+reporting process counts as much as what it costs the daemon. Totals are checked in the database
+at the end. Target: >= 5,000 reports/s sustained through the socket, nothing lost.
 
-    python bench/report_throughput.py [--quick] [--workers 8] [--reports 2000]
+    python bench/report_throughput.py [--quick] [--workers 8] [--reports 1500]
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def make_world(root: Path):
     from keyward.context import Context
     from keyward.storage import store as q
 
-    lines = [f'database = "sqlite:///{root}/state/keyward.db"', "[pools.main]", f'model = "{MODEL}"',
-             "[[pools.main.sinks]]", 'type = "null"']
+    lines = [f'database = "sqlite:///{root}/state/keyward.db"', "[usage]", "monitoring = false",
+             "[pools.main]", f'model = "{MODEL}"', "[[pools.main.sinks]]", 'type = "null"']
     for project in PROJECTS:
         lines += [f"[projects.{project}]", 'pool = "main"']
     config_path = root / "keyward.toml"
@@ -62,10 +64,12 @@ def worker(config_path: str, n: int, keys: list[str]) -> None:
     send_reports([UsageReport(key=keys[0], requests=1)], config_path=config_path)  # warm up
     print("ready", flush=True)
     sys.stdin.readline()
+    via: dict[str, int] = {}
     for i in range(n):
-        send_reports([UsageReport(key=keys[i % len(keys)], requests=1, input_tokens=10)],
-                     config_path=config_path)
-    print("done", flush=True)
+        reply = send_reports([UsageReport(key=keys[i % len(keys)], requests=1, input_tokens=10)],
+                             config_path=config_path)
+        via[reply["via"]] = via.get(reply["via"], 0) + 1
+    print("done " + json.dumps(via), flush=True)
 
 
 def total_requests(ctx) -> int:
@@ -83,11 +87,17 @@ def total_requests(ctx) -> int:
 
 
 def run(path: str, workers: int, each: int) -> tuple[float, int]:
-    from keyward.usage.ingest import IngestServer
+    from _world import Daemon
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx, config_path, env, keys = make_world(Path(tmp))
-        server = IngestServer(ctx, ctx.config.daemon.ingest_socket).start() if path == "socket" else None
+        daemon = None
+        if path == "socket":
+            daemon = Daemon(config_path, {**os.environ, **env}, Path(tmp))
+            daemon.wait_ready(120)
+            if not ctx.config.daemon.ingest_socket.exists():
+                daemon.stop()
+                raise SystemExit("the daemon is ready but its ingest socket is missing")
         try:
             child_env = {**os.environ, **env}
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(config_path), str(each),
@@ -99,15 +109,22 @@ def run(path: str, workers: int, each: int) -> tuple[float, int]:
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
+            via: dict[str, int] = {}
             for p in procs:
-                assert p.stdout.readline().strip() == "done"
+                word, _, counts = p.stdout.readline().partition(" ")
+                assert word == "done", word
+                for name, count in json.loads(counts).items():
+                    via[name] = via.get(name, 0) + count
             elapsed = time.perf_counter() - start
+            expected_via = "daemon" if path == "socket" else "database"
+            if set(via) != {expected_via}:
+                raise SystemExit(f"{path}: reports went {via}, all should have gone to the {expected_via}")
             for p in procs:
                 p.stdin.close()
                 p.wait()
         finally:
-            if server is not None:
-                server.stop()
+            if daemon is not None:
+                daemon.stop()
         expected = workers * (each + 1)
         lost = expected - total_requests(ctx)
         ctx.close()
@@ -125,6 +142,9 @@ def main() -> int:
         worker(args.worker[0], int(args.worker[1]), json.loads(args.worker[2]))
         return 0
     each = args.reports or (150 if args.quick else 1500)
+    from _world import installed_from, machine
+
+    print(f"keyward from {installed_from()}; {machine()}")
     print(f"python3 -c pass: {python_pass_ms():.1f} ms (for scale)")
     print(f"{'path':<10}{'procs':>6}{'reports':>9}{'seconds':>9}{'reports/s':>11}{'lost':>6}")
     failed = False
@@ -134,7 +154,7 @@ def main() -> int:
         rate = total / elapsed
         print(f"{path:<10}{args.workers:>6}{total:>9}{elapsed:>9.2f}{rate:>11.0f}{lost:>6}")
         failed |= lost != 0
-    print("target: socket >= 2000 reports/s, lost = 0")
+    print("target: socket >= 5000 reports/s, lost = 0")
     return 1 if failed else 0
 
 

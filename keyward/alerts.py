@@ -9,7 +9,11 @@ Events come from the same model as `keyward status`, so an alert and the screen 
     daemon_stale       the daemon's heartbeat is too old (it hangs or died without stopping)
 
 Each condition fires once when it appears (KEYWARD_EVENT_STATE=firing) and once when it clears
-(`resolved`), not on every check: what already fired is kept in STATE_DIR/alerts.json. The command
+(`resolved`), not on every check. What already fired is kept in the database (meta row
+`alerts.firing`), not on the host: with several hosts sharing one PostgreSQL, only the leader
+checks, and a new leader must know what the old one already announced. Delivery is at least once:
+the hooks run before the new state is saved, so a crash in between repeats an event rather than
+losing it. (STATE_DIR/alerts.json, where earlier versions kept it, is read once and removed.) The command
 runs like the post-publish hook (no shell, stdin closed, own process group, timeout, failures
 logged at warning with redacted output) with the event's fields in its environment; never a key.
 
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS = ("all_exhausted", "rotation_failing", "key_invalid", "budget_reached", "daemon_stale")
-STATE_FILE = "alerts.json"
+STATE_FILE = "alerts.json"  # where earlier versions kept the fired alerts, on each host
+META_NAME = "alerts.firing"
 
 
 @dataclass(frozen=True)
@@ -152,28 +157,47 @@ def conditions(status: dict[str, Any], config: AlertsConfig) -> dict[str, Event]
     return {e.ident: e for e in found if e.event in config.events}
 
 
-def _state_path(ctx: "Context") -> Path:
+def _legacy_path(ctx: "Context") -> Path:
     return Path(ctx.config.state_dir) / STATE_FILE
 
 
-def _load(path: Path) -> dict[str, dict[str, Any]]:
+def _parse(text: str) -> dict[str, dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+        data = json.loads(text)
+    except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def _save(path: Path, firing: dict[str, dict[str, Any]]) -> None:
-    from keyward.atomicfile import AtomicWriteError, replace_file
+def _load(ctx: "Context") -> dict[str, dict[str, Any]]:
+    """What fired and has not resolved: the database's record, else the host file of an older keyward."""
+    from keyward.storage import store as q
 
+    with ctx.store.read() as s:
+        row = q.get_meta(s, META_NAME)
+        if row is not None:
+            return _parse(row.value)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        replace_file(path, (json.dumps(firing, indent=2, sort_keys=True) + "\n").encode(), mode=0o600,
-                     temp_prefix=".alerts-")
-    except (OSError, AtomicWriteError) as exc:
-        log.warning("cannot record fired alerts in %s: %s", path, exc)
+        with open(_legacy_path(ctx), encoding="utf-8") as fh:
+            return _parse(fh.read(1 << 20))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def _save(ctx: "Context", firing: dict[str, dict[str, Any]]) -> None:
+    from keyward.storage import store as q
+
+    with ctx.store.write() as s:
+        q.set_meta(s, META_NAME, json.dumps(firing, sort_keys=True), now=ctx.now())
+    try:
+        os.unlink(_legacy_path(ctx))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot remove %s, which the database's record of fired alerts replaces: %s",
+                    _legacy_path(ctx), exc)
 
 
 def check(ctx: "Context", status: dict[str, Any] | None = None) -> list[tuple[str, Event]]:
@@ -187,8 +211,7 @@ def check(ctx: "Context", status: dict[str, Any] | None = None) -> list[tuple[st
 
         status = build_status(ctx)
     now = conditions(status, cfg)
-    path = _state_path(ctx)
-    before = _load(path)
+    before = _load(ctx)
     ran: list[tuple[str, Event]] = []
     for ident, event in now.items():
         if ident not in before:
@@ -204,6 +227,6 @@ def check(ctx: "Context", status: dict[str, Any] | None = None) -> list[tuple[st
                 redact(event.message))
         run_command(cfg.command, event.environment(state), cfg.timeout.total_seconds(),
                     f"alert hook {os.path.basename(cfg.command[0])} for {event.ident}")
-    _save(path, {ident: {"event": e.event, "message": e.message, "pool": e.pool, "project_id": e.project_id,
+    _save(ctx, {ident: {"event": e.event, "message": e.message, "pool": e.pool, "project_id": e.project_id,
                          "key_id": e.key_id} for ident, e in now.items()})
     return ran

@@ -71,9 +71,15 @@ def _engine(inv: Invocation) -> Iterator:
     from keyward.config import find_config_path, load_config
     from keyward.storage.engine import make_engine
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from keyward.storage.failures import database_failure
+
     engine = make_engine(load_config(find_config_path(inv.config_path)).database_url)
     try:
         yield engine
+    except SQLAlchemyError as exc:  # name the file: the generic edge knows no URL
+        raise database_failure(exc, "cannot read the database", engine.url) from exc
     finally:
         engine.dispose()
 

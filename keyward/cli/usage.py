@@ -135,6 +135,11 @@ def usage_poll(inv: Invocation, projects: tuple[str, ...]) -> None:
             for pid, p in sorted(summary.projects.items())]
     if rows:
         click.echo(table(["PROJECT", "MINUTES", "REQUESTS", "BY KEY"], rows))
+    if summary.alone:
+        shown = ", ".join(summary.alone[:10]) + (f" and {len(summary.alone) - 10} more"
+                                                 if len(summary.alone) > 10 else "")
+        click.echo(f"{len(summary.alone)} project(s) in no listed metrics scope (or without a "
+                   f"project number) were read one by one: {shown}", err=True)
     if summary.failures:
         raise PassFailed(summary.failures)
 

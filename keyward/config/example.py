@@ -76,9 +76,18 @@ _EXAMPLE = '''\
 # day_retention = "90d"
 # Cloud Monitoring data arrives a few minutes late: every poll reads this far back again.
 # monitoring_lag = "5m"
-# How many projects are polled at once (1 to 64). Each poll makes two Monitoring reads, which
-# count against the quota project's read quota (6,000 per minute by default).
-# poll_workers = 8
+# How many projects are polled at once when polled one by one (1 to 64); each makes two reads.
+# poll_workers = 32
+# Google charges every Monitoring read to the quota project, whichever project it reads: keyward
+# sends at most this many a minute (set it to the time-series read quota per minute that the
+# quota project's Quotas page shows for the Cloud Monitoring API).
+# monitoring_reads_per_minute = 6000
+# Scoping projects whose metrics scopes monitor your projects (up to 375 each; add them in the
+# console, Monitoring > Settings, or with the Metrics Scopes API). Each scope is read in two reads
+# a poll instead of two per project; projects in no listed scope are polled one by one. keyward
+# matches members by project number: give each project's `number` (or it is polled one by one).
+# For example ["my-monitoring-project"]; none by default.
+# metrics_scopes = []
 
 [selection]
 # Publish another project's key only when that project is less loaded by at least this

@@ -22,6 +22,9 @@ SECOND, MINUTE, HOUR, DAY = timedelta(seconds=1), timedelta(minutes=1), timedelt
 # typo ("7s" for "7d") cannot turn the daemon into a key factory hitting the API Keys write quota.
 MIN_KEY_AGE = 10 * SECOND
 
+# 10,000 projects at 375 per metrics scope need 27 scopes; a few hundred is far beyond any use.
+MAX_METRICS_SCOPES = 1000
+
 PROJECT_ID_PATTERN = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 PROJECT_ID_HINT = (
     "a Google Cloud project id is 6 to 30 lowercase letters, digits or hyphens, "
@@ -46,6 +49,8 @@ USAGE: dict[str, v.Checker] = {
     "day_retention": v.duration(DAY),
     "monitoring_lag": v.duration(maximum=DAY),
     "poll_workers": v.int_between(1, 64),
+    "monitoring_reads_per_minute": v.int_between(1, 1_000_000),
+    "metrics_scopes": v.text_list(v.text(PROJECT_ID_PATTERN, PROJECT_ID_HINT), MAX_METRICS_SCOPES),
 }
 SELECTION: dict[str, v.Checker] = {
     "margin": v.fraction,

@@ -198,3 +198,28 @@ def argv(value: Any, path: KeyPath, problems: Problems) -> Any:
         problems.add(path, f"expected a non-empty list of strings like ['systemctl', 'reload', 'my-app'], got {describe(value)}")
         return INVALID
     return tuple(value)
+
+
+def text_list(item: Checker, maximum: int) -> Checker:
+    """Return a checker for a list of at most `maximum` distinct strings, each checked by `item`
+    at its own index (so every bad entry is reported, by position)."""
+
+    def check(value: Any, path: KeyPath, problems: Problems) -> Any:
+        if not isinstance(value, list):
+            problems.add(path, f"expected a list of strings like ['my-scope-project'], got {describe(value)}")
+            return INVALID
+        if len(value) > maximum:
+            problems.add(path, f"at most {maximum} entries, got {len(value)}")
+            return INVALID
+        out: list[str] = []
+        for index, entry in enumerate(value):
+            result = item(entry, (*path, index), problems)
+            if result is INVALID:
+                continue
+            if result in out:
+                problems.add((*path, index), f"{result!r} is listed twice")
+                continue
+            out.append(result)
+        return tuple(out) if len(out) == len(value) else INVALID
+
+    return check

@@ -11,8 +11,10 @@ camelCase; errors come back as rpc Status bodies like the rest of the emulator.
     POST /_emulator/services   {projectId, service, enabled?=false}
     POST /_emulator/policy     {projectId, blockServiceAccountKeys?=true}
     POST /_emulator/clock      {advanceSeconds}                                   -> {now}
+    POST /_emulator/metricsScopes {scopingProjectId, projectId, remove?=false}
     POST /_emulator/settings   {operationPolls?, operationSeconds?, alreadyExistsIn?,
-                                rejectStandardKeys?, monitoringLagSeconds?}
+                                rejectStandardKeys?, monitoringLagSeconds?,
+                                monitoringReadsPerMinute? (null: off), monitoringPageSize?}
     POST /_emulator/reset
     GET  /_emulator/state
 """
@@ -57,6 +59,7 @@ class Admin:
             ("POST", "services", self.services),
             ("POST", "policy", self.policy),
             ("POST", "clock", self.clock),
+            ("POST", "metricsScopes", self.metrics_scope),
             ("POST", "settings", self.settings),
             ("POST", "reset", self.reset),
             ("GET", "state", self.state),
@@ -121,6 +124,14 @@ class Admin:
         self.emu.advance(float(body.get("advanceSeconds", 0)))
         return {"now": self.emu.now()}
 
+    def metrics_scope(self, body: dict[str, Any], req: Request) -> Any:
+        scoping, project_id = _need(body, "scopingProjectId", "projectId")
+        if body.get("remove"):
+            self.emu.remove_from_metrics_scope(str(scoping), str(project_id))
+        else:
+            self.emu.add_to_metrics_scope(str(scoping), str(project_id))
+        return {}
+
     def settings(self, body: dict[str, Any], req: Request) -> Any:
         if "operationPolls" in body:
             self.emu.operation_polls = int(body["operationPolls"])
@@ -132,6 +143,11 @@ class Admin:
             self.emu.reject_standard_keys = bool(body["rejectStandardKeys"])
         if "monitoringLagSeconds" in body:
             self.emu.monitoring_lag_seconds = float(body["monitoringLagSeconds"])
+        if "monitoringReadsPerMinute" in body:
+            value = body["monitoringReadsPerMinute"]
+            self.emu.monitoring_reads_per_minute = None if value is None else int(value)
+        if "monitoringPageSize" in body:
+            self.emu.monitoring_page_size = int(body["monitoringPageSize"])
         return self.emu.snapshot()["settings"]
 
     def reset(self, body: dict[str, Any], req: Request) -> Any:

@@ -15,6 +15,7 @@ from keyward.emulator.apikeys import ApiKeys
 from keyward.emulator.errors import RpcError
 from keyward.emulator.generativelanguage import GenerativeLanguage
 from keyward.emulator.generativelanguage import method_name as gemini_method
+from keyward.emulator.metrics_scopes import MAX_MONITORED, MetricsScopes
 from keyward.emulator.monitoring import Monitoring
 from keyward.emulator.operations import Operations
 from keyward.emulator.server import Router, Server, make_handler
@@ -31,7 +32,8 @@ class Emulator:
         self._gemini = GenerativeLanguage(self.state)
         routes = [*Admin(self).routes(), *ApiKeys(self.state).routes(),
                   *Operations(self.state).routes(), *self._gemini.routes(),
-                  *Monitoring(self.state).routes(), *ServiceUsage(self.state).routes()]
+                  *Monitoring(self.state).routes(), *MetricsScopes(self.state).routes(),
+                  *ServiceUsage(self.state).routes()]
         self._router = Router(self.state, routes)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -95,6 +97,31 @@ class Emulator:
     def monitoring_lag_seconds(self, value: float) -> None:
         with self.state.lock:
             self.state.monitoring_lag_seconds = max(0.0, float(value))
+
+    @property
+    def monitoring_reads_per_minute(self) -> int | None:
+        """Cloud Monitoring reads each quota project may make in any 60 s (None: no quota)."""
+        return self.state.monitoring_reads_per_minute
+
+    @monitoring_reads_per_minute.setter
+    def monitoring_reads_per_minute(self, value: int | None) -> None:
+        if value is not None and int(value) < 1:
+            raise UsageError("monitoring_reads_per_minute must be at least 1, or None for no quota")
+        with self.state.lock:
+            self.state.monitoring_reads_per_minute = None if value is None else int(value)
+            self.state.monitoring_reads = {}
+
+    @property
+    def monitoring_page_size(self) -> int:
+        """The most time series one timeSeries.list page holds, whatever pageSize asks."""
+        return self.state.monitoring_page_size
+
+    @monitoring_page_size.setter
+    def monitoring_page_size(self, value: int) -> None:
+        if not 1 <= int(value) <= 100_000:
+            raise UsageError("monitoring_page_size must be between 1 and 100000")
+        with self.state.lock:
+            self.state.monitoring_page_size = int(value)
 
     @property
     def operation_polls(self) -> int:
@@ -224,6 +251,25 @@ class Emulator:
         with self.state.lock:
             self._project(project_id).sa_keys_blocked = bool(blocked)
 
+    def add_to_metrics_scope(self, scoping_project_id: str, project_id: str) -> None:
+        """Make the metrics scope hosted by the first project monitor the second (as adding it in
+        the console does); a scope monitors at most 375 projects besides itself."""
+        with self.state.lock:
+            scoping, member = self._project(scoping_project_id), self._project(project_id)
+            added = self.state.metrics_scopes.setdefault(scoping.number, {})
+            if member.number == scoping.number or member.number in added:
+                return
+            if len(added) >= MAX_MONITORED:
+                raise UsageError(f"the metrics scope of {scoping_project_id} already monitors "
+                                 f"{MAX_MONITORED} projects")
+            added[member.number] = self.state.now()
+
+    def remove_from_metrics_scope(self, scoping_project_id: str, project_id: str) -> None:
+        """Stop the scope of the first project monitoring the second."""
+        with self.state.lock:
+            scoping, member = self._project(scoping_project_id), self._project(project_id)
+            self.state.metrics_scopes.get(scoping.number, {}).pop(member.number, None)
+
     def advance(self, seconds: float) -> None:
         """Move the emulator's clock forward by `seconds`."""
         try:
@@ -255,5 +301,9 @@ class Emulator:
                              "operationSeconds": self.state.operation_seconds,
                              "alreadyExistsIn": self.state.already_exists_in,
                              "rejectStandardKeys": self.state.reject_standard_keys,
-                             "monitoringLagSeconds": self.state.monitoring_lag_seconds},
+                             "monitoringLagSeconds": self.state.monitoring_lag_seconds,
+                             "monitoringReadsPerMinute": self.state.monitoring_reads_per_minute,
+                             "monitoringPageSize": self.state.monitoring_page_size},
+                "metricsScopes": {scope: sorted(added)
+                                  for scope, added in self.state.metrics_scopes.items()},
             }

@@ -10,6 +10,13 @@ Gemini traffic produces, derived from the calls the emulator actually answered.
 Like Monitoring: DELTA INT64 points, `int64Value` as a string, points newest first, raw points
 in 60 s buckets, aligned points in periods that end at `interval.endTime`. Calls younger than
 `State.monitoring_lag_seconds` are not visible yet (real Monitoring lags a few minutes).
+
+Reading a scoping project returns the series of every project its metrics scope monitors
+(metrics_scopes.py), each with its own `resource.labels.project_id`. Pages hold at most
+`State.monitoring_page_size` series. With `State.monitoring_reads_per_minute` set, reads are
+charged to the caller's quota project (the `x-goog-user-project` header, else the caller's own
+project), never to the project read, and one read too many in 60 seconds is a 429
+RESOURCE_EXHAUSTED in the shape of Google's rate-quota errors.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from keyward.emulator import access, errors, monitoring_filter, ratelimits
+from keyward.emulator import access, errors, metrics_scopes, monitoring_filter, ratelimits
 from keyward.emulator.clock import parse_rfc3339, rfc3339
+from keyward.emulator.errors import RpcError
 from keyward.emulator.routing import Reply, Request, Route, page, route
 from keyward.emulator.state import Call, State
 
@@ -46,6 +54,7 @@ class Monitoring:
 
     def list(self, req: Request, m: re.Match[str]) -> Reply:
         with self.state.lock:
+            _charge_read(self.state, req)
             project = access.check_access(self.state, m["p"], SERVICE, "monitoring.timeSeries.list")
             view = req.arg("view")
             if view not in ("FULL", "HEADERS"):
@@ -67,15 +76,18 @@ class Monitoring:
                     "aggregation.per_series_aligner")
             visible_until = min(end, self.state.now() - self.state.monitoring_lag_seconds)
             # Points fall in (startTime, endTime]; an empty interval asks for the instant endTime.
+            in_scope = metrics_scopes.members(self.state, project)
+            ids = {p.number: p.project_id for p in self.state.projects.values()}
             calls = [c for c in self.state.calls
-                     if c.project_number == project.number and c.at <= visible_until
+                     if c.project_number in in_scope and c.at <= visible_until
                      and (start < c.at or start == end == c.at)]
-            samples = [s for s in _samples(calls, project.project_id)
+            samples = [s for s in _samples(calls, ids)
                        if monitoring_filter.matches(terms, s[0], s[1])]
             groups = _group(samples, req.args("aggregation.groupByFields"), reducer)
             series = [_series(metric, resource, points, start, end, aligner, period, view)
                       for (metric, resource), points in groups]
-            chunk, token = page(series, req, default_size=100_000, max_size=100_000)
+            cap = self.state.monitoring_page_size
+            chunk, token = page(series, req, default_size=cap, max_size=cap)
             out: dict[str, Any] = {"timeSeries": chunk} if chunk else {}
             out["unit"] = "1"
             if token:
@@ -111,9 +123,34 @@ def _period(req: Request, aligner: str) -> float:
     return float(match[1])
 
 
-def _samples(calls: list[Call], project_id: str) -> list[Sample]:
+def _charge_read(state: State, req: Request) -> None:
+    """Count one read against the caller's quota project; raise 429 if the last 60 s are full."""
+    limit = state.monitoring_reads_per_minute
+    if limit is None:
+        return
+    consumer = req.headers.get("x-goog-user-project") or "caller"
+    now = state.now()
+    reads = [t for t in state.monitoring_reads.get(consumer, []) if t > now - 60.0]
+    if len(reads) >= limit:
+        state.monitoring_reads[consumer] = reads
+        message = (f"Quota exceeded for quota metric 'Time series queries' and limit 'Time series "
+                   f"queries per minute' of service '{SERVICE}' for consumer '{consumer}'.")
+        raise RpcError("RESOURCE_EXHAUSTED", message, [
+            errors.error_info("RATE_LIMIT_EXCEEDED", "googleapis.com", {
+                "service": SERVICE, "consumer": consumer, "quota_limit_value": str(limit),
+                "quota_location": "global"}),
+            errors.help_links(("Request a higher quota limit.",
+                               "https://cloud.google.com/docs/quotas/help/request_increase")),
+        ])
+    reads.append(now)
+    state.monitoring_reads[consumer] = reads
+
+
+def _samples(calls: list[Call], ids: dict[str, str]) -> list[Sample]:
+    """Monitoring's view of `calls`; `ids` maps a project number to its id."""
     out: list[Sample] = []
     for call in calls:
+        project_id = ids.get(call.project_number, call.project_number)
         code = str(call.code)
         out.append((
             {"type": REQUEST_COUNT, "labels": {

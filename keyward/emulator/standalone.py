@@ -17,7 +17,9 @@ from keyward.errors import UsageError
 def apply_seed(emu: Emulator, seed: dict[str, Any]) -> None:
     """Load projects, keys and settings from a seed dict shaped like the admin bodies:
     {"projects": [{projectId, number, limits?}], "keys": [{projectId, kind?, displayName?,
-    serviceAccount?}], "settings": {operationPolls?, rejectStandardKeys?, monitoringLagSeconds?}}.
+    serviceAccount?}], "metricsScopes": [{scopingProjectId, projectId}], "settings":
+    {operationPolls?, rejectStandardKeys?, monitoringLagSeconds?, monitoringReadsPerMinute?,
+    monitoringPageSize?}}.
 
     Raise UsageError naming the entry when the seed is not of that shape.
     """
@@ -42,6 +44,13 @@ def _apply(emu: Emulator, seed: dict[str, Any]) -> None:
         emu.reject_standard_keys = bool(settings["rejectStandardKeys"])
     if "monitoringLagSeconds" in settings:
         emu.monitoring_lag_seconds = float(settings["monitoringLagSeconds"])
+    if "monitoringReadsPerMinute" in settings:
+        value = settings["monitoringReadsPerMinute"]
+        emu.monitoring_reads_per_minute = None if value is None else int(value)
+    if "monitoringPageSize" in settings:
+        emu.monitoring_page_size = int(settings["monitoringPageSize"])
+    for member in seed.get("metricsScopes", []):
+        emu.add_to_metrics_scope(member["scopingProjectId"], member["projectId"])
 
 
 def serve(host: str = "127.0.0.1", port: int = 8089, seed: dict[str, Any] | None = None) -> None:

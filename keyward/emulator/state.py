@@ -161,6 +161,15 @@ class State:
             self.already_exists_in = "operation"
             self.reject_standard_keys = True
             self.monitoring_lag_seconds = 0.0
+            # Metrics scopes: scoping project number → {monitored project number: when added}.
+            self.metrics_scopes: dict[str, dict[str, float]] = {}
+            # Cloud Monitoring's read quota, charged to the caller's quota project (None: off),
+            # and the reads each quota project made, for a rolling 60-second window.
+            self.monitoring_reads_per_minute: int | None = None
+            self.monitoring_reads: dict[str, list[float]] = {}
+            # The most time series one timeSeries.list page holds (Google's cap is 100,000;
+            # smaller makes paging happen in tests).
+            self.monitoring_page_size = 100_000
 
     def now(self) -> float:
         return self.clock.now()

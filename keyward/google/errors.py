@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, str] = {
     "lookup": "apikeys.keys.lookup",
     "operations": "serviceusage.operations.get",
     "monitoring": "monitoring.timeSeries.list",
+    "metrics_scope": "resourcemanager.projects.get",
     "quota": "serviceusage.quotas.get",
 }
 
@@ -62,6 +63,7 @@ ACTION_PHRASES: dict[str, str] = {
     "lookup": "looking up an API key",
     "operations": "waiting for an API Keys operation",
     "monitoring": "reading request counts from Cloud Monitoring",
+    "metrics_scope": "reading a Cloud Monitoring metrics scope",
     "quota": "reading Gemini quota limits",
 }
 
@@ -75,8 +77,8 @@ _CONSTRAINT = re.compile(r"constraints/([A-Za-z0-9_.]+)")
 
 def role_for(permission: str) -> str:
     """Return the predefined role that grants `permission`."""
-    if permission.startswith("monitoring."):
-        return "roles/monitoring.viewer"
+    if permission.startswith("monitoring.") or permission == "resourcemanager.projects.get":
+        return "roles/monitoring.viewer"  # it holds resourcemanager.projects.get too
     if permission.startswith(("serviceusage.quotas", "serviceusage.services")):
         return "roles/serviceusage.serviceUsageViewer"
     # apiKeysAdmin holds every apikeys.* permission and serviceusage.operations.get.
@@ -240,7 +242,7 @@ def where_phrase(action: str, project: str | None) -> str:
 
 
 def _service_of(action: str) -> str:
-    if action == "monitoring":
+    if action in ("monitoring", "metrics_scope"):
         return "monitoring.googleapis.com"
     if action == "quota":
         return "serviceusage.googleapis.com"

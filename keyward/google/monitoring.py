@@ -49,29 +49,24 @@ class QuotaPoint:
 
 
 class MonitoringClient(DiscoveryClient):
-    """A small client for Cloud Monitoring's timeSeries.list; pass `api` to aim it elsewhere."""
+    """A small client for Cloud Monitoring's timeSeries.list; pass `api` to aim it elsewhere.
+
+    With `pace` (a ReadPace), every request it sends, pages and retries included, first takes a
+    slot of the quota project's read budget.
+    """
 
     API = ("monitoring", "v3")
+
+    def __init__(self, *args: Any, pace: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.pace = pace
 
     def request_counts(self, project: str, start: datetime, end: datetime) -> list[RequestPoint]:
         """Return Gemini request counts per minute in [start, end), by key, method and code.
 
         `start` and `end` are floored to whole UTC minutes (naive datetimes are UTC).
         """
-        points: list[RequestPoint] = []
-        filt = (f'metric.type="{REQUEST_COUNT}" AND resource.type="consumed_api" '
-                f'AND resource.labels.service="{GEMINI_SERVICE}"')
-        group = ["resource.labels.credential_id", "resource.labels.method",
-                 "metric.labels.response_code"]
-        for series in self._series(project, filt, start, end, reducer="REDUCE_SUM", group_by=group):
-            resource = _labels(series.get("resource"))
-            metric = _labels(series.get("metric"))
-            for minute, value in _points(series):
-                points.append(RequestPoint(minute, resource.get("credential_id") or None,
-                                           resource.get("method", ""),
-                                           metric.get("response_code", ""), value))
-        return sorted(points, key=lambda p: (p.minute, p.credential_id or "", p.method,
-                                             p.response_code))
+        return self._request_counts(project, start, end, by_project=False).get(project, [])
 
     def quota_usage(self, project: str, start: datetime, end: datetime) -> list[QuotaPoint]:
         """Return Gemini quota consumed per minute in [start, end), by quota metric and model.
@@ -79,18 +74,58 @@ class MonitoringClient(DiscoveryClient):
         Series are not reduced by Monitoring, so any model label Google attaches is kept;
         keyward sums over the other labels (method) itself.
         """
+        return self._quota_usage(project, start, end, by_project=False).get(project, [])
+
+    def scope_request_counts(self, scope: str, start: datetime,
+                             end: datetime) -> dict[str, list[RequestPoint]]:
+        """Like `request_counts`, for every project in the metrics scope of scoping project
+        `scope`, in one read (plus pages): project id → its points."""
+        return self._request_counts(scope, start, end, by_project=True)
+
+    def scope_quota_usage(self, scope: str, start: datetime,
+                          end: datetime) -> dict[str, list[QuotaPoint]]:
+        """Like `quota_usage`, for every project in the metrics scope of `scope`, in one read."""
+        return self._quota_usage(scope, start, end, by_project=True)
+
+    def _request_counts(self, name: str, start: datetime, end: datetime, *,
+                        by_project: bool) -> dict[str, list[RequestPoint]]:
+        # A list filter names exactly one metric type, so requests and tokens are two reads.
+        filt = (f'metric.type="{REQUEST_COUNT}" AND resource.type="consumed_api" '
+                f'AND resource.labels.service="{GEMINI_SERVICE}"')
+        group = ["resource.labels.credential_id", "resource.labels.method",
+                 "metric.labels.response_code"]
+        if by_project:
+            group.insert(0, "resource.labels.project_id")
+        points: dict[str, list[RequestPoint]] = defaultdict(list)
+        for series in self._series(name, filt, start, end, reducer="REDUCE_SUM", group_by=group):
+            resource = _labels(series.get("resource"))
+            metric = _labels(series.get("metric"))
+            owner = _owner(resource, name, by_project)
+            for minute, value in _points(series):
+                points[owner].append(RequestPoint(minute, resource.get("credential_id") or None,
+                                                  resource.get("method", ""),
+                                                  metric.get("response_code", ""), value))
+        return {owner: sorted(found, key=lambda p: (p.minute, p.credential_id or "", p.method,
+                                                    p.response_code))
+                for owner, found in points.items()}
+
+    def _quota_usage(self, name: str, start: datetime, end: datetime, *,
+                     by_project: bool) -> dict[str, list[QuotaPoint]]:
         filt = (f'metric.type="{NET_USAGE}" AND resource.type="consumer_quota" '
                 f'AND resource.labels.service="{GEMINI_SERVICE}"')
-        totals: dict[tuple[datetime, str, str | None], int] = defaultdict(int)
-        for series in self._series(project, filt, start, end, reducer=None, group_by=[]):
+        totals: dict[str, dict[tuple[datetime, str, str | None], int]] = defaultdict(
+            lambda: defaultdict(int))
+        for series in self._series(name, filt, start, end, reducer=None, group_by=[]):
             metric = _labels(series.get("metric"))
             resource = _labels(series.get("resource"))
+            owner = _owner(resource, name, by_project)
             quota_metric = metric.get("quota_metric", "")
             model = metric.get("model") or resource.get("model") or None
             for minute, value in _points(series):
-                totals[(minute, quota_metric, model)] += value
-        return [QuotaPoint(m, q, model, v) for (m, q, model), v in
-                sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
+                totals[owner][(minute, quota_metric, model)] += value
+        return {owner: [QuotaPoint(m, q, model, v) for (m, q, model), v in
+                        sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
+                for owner, found in totals.items()}
 
     def _series(self, project: str, filt: str, start: datetime, end: datetime, *,
                 reducer: str | None, group_by: list[str]) -> Iterator[dict[str, Any]]:
@@ -107,9 +142,28 @@ class MonitoringClient(DiscoveryClient):
         if reducer:
             kwargs["aggregation_crossSeriesReducer"] = reducer
             kwargs["aggregation_groupByFields"] = group_by
-        yield from self._pages(self.api.projects().timeSeries().list, kwargs, "timeSeries",
-                               action="monitoring", project=project,
+        list_call = self.api.projects().timeSeries().list
+        pace = self.pace
+
+        def request(**page_kwargs: Any) -> Any:
+            if pace is not None:
+                pace.acquire()  # every attempt is a read Google counts, a retry included
+            return list_call(**page_kwargs)
+
+        yield from self._pages(request, kwargs, "timeSeries", action="monitoring", project=project,
                                what="reading request counts from Cloud Monitoring")
+
+
+def _owner(resource: dict[str, str], name: str, by_project: bool) -> str:
+    """The project a series belongs to: its project_id label when reading a metrics scope."""
+    if not by_project:
+        return name
+    owner = resource.get("project_id")
+    if not owner:
+        raise Transient(f"reading the metrics scope of {name} from Cloud Monitoring: a time "
+                        "series carries no resource.labels.project_id — keyward retries",
+                        reason="MALFORMED")
+    return owner
 
 
 def _labels(obj: Any) -> dict[str, str]:

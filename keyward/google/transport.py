@@ -28,10 +28,12 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def build_api(service: str, version: str, credentials: Any = None, *,
-              timeout: float = DEFAULT_TIMEOUT) -> Any:
+              timeout: float = DEFAULT_TIMEOUT, per_thread: bool = False) -> Any:
     """Return a googleapiclient Resource for `service` `version` from the shipped discovery doc.
 
     `credentials` None means: load them with `auth.load_credentials()` (anonymous for the emulator).
+    With `per_thread`, the Resource may be shared by threads: each sends through its own
+    connection (thread_http.py).
     """
     import google_auth_httplib2
     import httplib2
@@ -41,7 +43,16 @@ def build_api(service: str, version: str, credentials: Any = None, *,
 
     if credentials is None:
         credentials = load_credentials(None)
-    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+
+    def connection() -> Any:
+        return google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+
+    if per_thread:
+        from keyward.google.thread_http import PerThreadHttp
+
+        http = PerThreadHttp(connection)
+    else:
+        http = connection()
     options: dict[str, str] = {}
     endpoint = endpoints.api_endpoint(service)
     if endpoint:

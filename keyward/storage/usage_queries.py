@@ -62,6 +62,19 @@ def _statement(s: Session, name: str):
     return stmt
 
 
+def _prepared(s: Session, name: str):
+    """The statement `name` compiled for the session's dialect, run on the driver's cursor (see
+    keyward.storage.prepared): for the writes every report makes."""
+    dialect = s.get_bind().dialect
+    key = (f"{dialect.name}+{dialect.driver}", name)  # the SQL text differs between drivers
+    prepared = _STATEMENTS.get(key)
+    if prepared is None:
+        from keyward.storage.prepared import Prepared
+
+        prepared = _STATEMENTS[key] = Prepared(_statement(s, name), dialect)
+    return prepared
+
+
 def _run(s: Session, name: str, params: dict):
     """Execute a prepared statement on the session's connection (no ORM layer in between)."""
     return s.connection().execute(_statement(s, name), params)
@@ -173,15 +186,51 @@ def _summarise(s: Session, key: dict, day: date, effective: Counts, day_delta: C
 def add_local(s: Session, project_pk: int, model: str, minute: datetime, day: date,
               delta: Counts) -> None:
     """Add locally reported usage to a minute, its Pacific day and the effective day sum."""
-    key = {"project_pk": project_pk, "model": model, "minute": minute}
-    new_local = _add_minute(s, key, LOCAL, delta)
-    old_local = _sub(new_local, delta)
-    monitored = _minute_counts(s, key, MONITORING)
-    _add_day(s, project_pk, model, day, LOCAL, delta)
-    effective = _max(new_local, monitored)
-    day_delta = _sub(effective, _max(old_local, monitored))
-    _add_day(s, project_pk, model, day, EFFECTIVE, day_delta)
-    _summarise(s, key, day, effective, day_delta)
+    add_local_many(s, [(project_pk, model, minute, day, delta)])
+
+
+Cell = tuple[int, str, datetime, date, Counts]  # project pk, model, minute, its Pacific day, delta
+
+
+def add_local_many(s: Session, cells: Sequence[Cell]) -> None:
+    """`add_local` for many cells (distinct project, model and minute): per cell, the minute row's
+    upsert and a read of its Monitoring count; then the day rows (summed per row) and the summary
+    rows, each written by one executemany, on prepared statements (this is the ingest socket's path).
+
+    Rows are written in the order of `cells` (give them sorted: PostgreSQL writers then take their
+    row locks in one order and never deadlock), minute rows first, as a Monitoring write locks the
+    minute's local row first too.
+    """
+    from keyward.storage.prepared import driver_cursor
+
+    if len({c[:3] for c in cells}) != len(cells):
+        raise ValueError("add_local_many: cells must be distinct (project, model, minute)")
+    add_minute, get_minute = _prepared(s, "add_minute"), _prepared(s, "get_minute")
+    add_day, summarise = _prepared(s, "add_day"), _prepared(s, "summarise")
+    days: dict[tuple[int, str, date, str], Counts] = {}
+    rounds: list[list[dict]] = []  # a summary row is written at most once per executemany
+    seen: dict[tuple[int, str], int] = {}
+    with driver_cursor(s) as cursor:
+        for pk, model, minute, day, delta in cells:
+            key = {"project_pk": pk, "model": model, "minute": minute}
+            new = add_minute.one(cursor, _params({**key, "source": LOCAL}, delta))
+            mon = get_minute.one(cursor, {**key, "source": MONITORING}) or ZERO
+            effective = _max(new, mon)
+            day_delta = _sub(effective, _max(_sub(new, delta), mon))
+            for source, add in ((LOCAL, delta), (EFFECTIVE, day_delta)):
+                if add != ZERO:
+                    old = days.get((pk, model, day, source), ZERO)
+                    days[(pk, model, day, source)] = (old[0] + add[0], old[1] + add[1], old[2] + add[2])
+            n = seen[(pk, model)] = seen.get((pk, model), -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append({**key, "requests": effective[0], "tokens": effective[1],
+                              "prev_minute": None, "prev_requests": 0, "prev_tokens": 0, "day": day,
+                              "day_requests": day_delta[0]})
+        add_day.many(cursor, [_params({"project_pk": pk, "model": model, "day": day, "source": source}, c)
+                              for (pk, model, day, source), c in days.items()])
+        for summaries in rounds:
+            summarise.many(cursor, summaries)
 
 
 def set_monitoring(s: Session, project_pk: int, model: str, minute: datetime, day: date,
@@ -400,3 +449,8 @@ def clear_exhaustion(s: Session, project_pks: Sequence[int] | None, now: datetim
     for pk, model, _pid, _pool in rows:
         s.execute(delete(Exhaustion).where(Exhaustion.project_pk == pk, Exhaustion.model == model))
     return [(pid, model, pool or "") for _pk, model, pid, pool in rows]
+
+
+def project_numbers(s: Session) -> dict[str, str | None]:
+    """Return project id → project number (None when the config gives none), for every project."""
+    return {pid: number for pid, number in s.execute(select(Project.project_id, Project.number))}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from keyward.errors import KeywardError
 from keyward.quota.signals import Signal
 from keyward.usage import effects as fx
+from keyward.usage.attribution import KnownKeys
 from keyward.usage.loads import ProjectLoad, pool_loads
 from keyward.usage.monitoring_poll import PollSummary, poll_monitoring
 from keyward.usage.limits import refresh_limits
@@ -76,17 +77,18 @@ class BatchResult:
 
 
 def record_batch(ctx: "Context", reports: Iterable[Report], *, run_effects: bool = True,
-                 pending: fx.Effects | None = None) -> BatchResult:
+                 pending: fx.Effects | None = None, known: KnownKeys | None = None) -> BatchResult:
     """Record many reports in ONE transaction (all or none), then run their effects.
 
-    With `run_effects=False` the effects are merged into `pending` for the caller to run. A
-    KeywardError about one report carries its position as `report_index`.
+    With `run_effects=False` the effects are merged into `pending` for the caller to run. With
+    `known`, keys looked up recently are not looked up again. A KeywardError about one report
+    carries its position as `report_index`.
     """
     now = ctx.now()
     key_ids: list[str] = []
     signals: list[Signal | None] = []
     with ctx.store.write() as s:
-        recorder = Recorder(s, now)
+        recorder = Recorder(s, now, known)
         for index, report in enumerate(reports):
             try:
                 key_id, signal = recorder.add(report)

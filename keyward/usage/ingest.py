@@ -3,14 +3,17 @@
 A Unix socket (mode 0660, so a group can be allowed to report) and optionally a loopback TCP port
 take batches of newline-delimited JSON (format in `keyward.usage.wire`). One writer thread commits
 what every connection sent since its last commit in ONE transaction (group commit), then answers
-each batch; a batch with a bad report is retried alone so it never sinks the others. Effects
-(republishing after a 429 or an invalid key) run on their own thread after the answer.
+each batch itself (the connection's thread is by then reading the next one); a batch with a bad
+report is retried alone so it never sinks the others. Effects (republishing after a 429 or an
+invalid key) run on their own thread after the answer.
 
 Nothing a client does can exhaust the daemon: TCP clients must prove they hold the ingest token
 (`keyward.usage.token`) and an HTTP request is dropped unanswered; at most MAX_CONNECTIONS are open
 at once (more are closed on accept, so file descriptors stay for publishing); a batch holds at most
-MAX_BATCH_BYTES and must arrive within BATCH_DEADLINE of its first byte; a connection idle for
-IDLE_TIMEOUT is closed; a failing accept() backs off instead of spinning.
+MAX_BATCH_BYTES and must arrive within BATCH_DEADLINE of its first byte, and a connection has at
+most one batch waiting for its commit while the next is read; a connection idle for IDLE_TIMEOUT
+is closed, as is one whose client does not read its answers; a failing accept() backs off instead
+of spinning.
 """
 
 from __future__ import annotations
@@ -46,9 +49,33 @@ ACCEPT_BACKOFF = (0.05, 2.0)  # first and longest pause after accept() fails (EM
 
 @dataclass
 class _Pending:
+    """A batch waiting for its commit; the writer answers it on `conn` itself, then sets `done`."""
+
     reports: list[Report]
+    conn: socket.socket
     done: threading.Event = field(default_factory=threading.Event)
     reply: bytes = b""
+
+
+def _answer(pending: _Pending) -> None:
+    """Send a batch's answer from the thread that committed it, without ever blocking that thread.
+
+    The answer is a line of a few dozen bytes into a socket whose client waits for it; if it does
+    not fit in the socket's buffer whole, the client is not reading its answers, and the connection
+    ends (what it sent is committed; its reporter then counts it again rather than lose it).
+    """
+    try:
+        # The descriptor is non-blocking (the connection always has a timeout: see _serve); a
+        # socket method would first wait up to that timeout for room in the buffer.
+        sent = os.write(pending.conn.fileno(), pending.reply)
+    except OSError:  # the client went away, or its buffer is full
+        sent = -1
+    if sent != len(pending.reply):
+        try:
+            pending.conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    pending.done.set()
 
 
 def parse_tcp(address: str) -> tuple[str, int]:
@@ -86,6 +113,9 @@ class IngestServer:
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._effects_running = False
+        from keyward.usage.attribution import KnownKeys  # here: a TCP reporter imports parse_tcp
+
+        self._known = KnownKeys()  # the writer thread's kept key lookups
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -126,6 +156,7 @@ class IngestServer:
     def config_changed(self) -> None:
         """After a reload: put the token where (and with the mode) the new configuration says,
         so clients that follow the new file sink still find it."""
+        self._known.clear()  # projects may have moved to other pools
         if self.tcp is None or not self._token:
             return
         from keyward.usage.token import write_token
@@ -171,7 +202,7 @@ class IngestServer:
                 break
             if pending is not None:
                 pending.reply = wire.error_reply(StorageError("the daemon is stopping"), None)
-                pending.done.set()
+                _answer(pending)
         for sock in self._listeners:
             sock.close()
         if self.socket_path is not None:
@@ -255,21 +286,41 @@ class IngestServer:
             return len(self._conns)
 
     def _serve(self, conn: socket.socket, tcp: bool) -> None:
+        """Read batches and queue them; the writer answers each after its commit. A client that
+        waits for each answer finds this thread already reading its next batch (one thread wake
+        per batch, not two). At most one batch per connection is queued at a time, and nothing
+        else is sent (nor the connection closed) before its answer went out, so answers stay in
+        order."""
+        queued: _Pending | None = None
         try:
             with conn:
+                conn.settimeout(IDLE_TIMEOUT)  # from here on the descriptor is non-blocking
                 try:
                     reader = LineReader(conn)
                     if tcp and not self._authenticate(conn, reader):
                         return
                     while True:
-                        reply = self._one_batch(reader)
-                        if reply is None:
+                        batch = self._one_batch(reader)
+                        if queued is not None:
+                            queued.done.wait()
+                            queued = None
+                        if batch is None:
                             return
-                        conn.sendall(reply)
+                        if isinstance(batch, bytes):
+                            conn.sendall(batch)
+                            continue
+                        queued = batch
+                        self._queue.put(batch)
                 except Closed as exc:
+                    if queued is not None:
+                        queued.done.wait()
+                        queued = None
                     if exc.reply:
                         conn.settimeout(1.0)
                         conn.sendall(exc.reply)
+                finally:
+                    if queued is not None:  # never close the socket under the writer's answer
+                        queued.done.wait()
         except OSError:
             return  # the client went away; what it had sent and we answered is committed
         except Exception:  # no traceback (it could quote a report); the connection just ends
@@ -299,8 +350,9 @@ class IngestServer:
         conn.sendall(wire.server_auth(self._token or "", nonce, client_nonce))
         return True
 
-    def _one_batch(self, reader: LineReader) -> bytes | None:
-        """Read one batch and return its reply; None at end of input with nothing read.
+    def _one_batch(self, reader: LineReader) -> "_Pending | bytes | None":
+        """Read one batch and return it to be committed, or the answer to send at once (a bad
+        line, an empty batch); None at end of input with nothing read.
 
         Raise Closed (the connection ends) when the batch is too large or too slow: reading the
         rest of it would only give its sender more of our memory and time.
@@ -325,10 +377,7 @@ class IngestServer:
             return bad
         if not reports:
             return None if not raw else wire.ok_reply(0, [])
-        pending = _Pending(reports)
-        self._queue.put(pending)
-        pending.done.wait()
-        return pending.reply
+        return _Pending(reports, reader.conn)
 
     def _write_loop(self) -> None:
         while True:
@@ -349,20 +398,23 @@ class IngestServer:
                 count += len(nxt.reports)
             self._commit(group)
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _commit(self, group: list[_Pending], retried: bool = False) -> None:
         from keyward.usage.accounting import record_batch
 
         effects = fx.Effects()
+        ctx = self.ctx
+        self._known.bind(ctx.store)
         try:
-            result = record_batch(self.ctx, [r for p in group for r in p.reports],
-                                  run_effects=False, pending=effects)
+            result = record_batch(ctx, [r for p in group for r in p.reports],
+                                  run_effects=False, pending=effects, known=self._known)
         except Exception as exc:
-            if len(group) > 1:  # find the batch at fault; the others still commit together-ish
-                for pending in group:
-                    self._commit([pending])
+            self._known.clear()  # a kept lookup may be what failed (its key removed since)
+            if len(group) > 1 or not retried:  # find the batch at fault, with fresh lookups;
+                for pending in group:  # the others still commit
+                    self._commit([pending], retried=True)
                 return
             group[0].reply = self._failure(exc)
-            group[0].done.set()
+            _answer(group[0])
             return
         offset = 0
         for pending in group:
@@ -374,7 +426,7 @@ class IngestServer:
                                     "key_id": result.key_ids[offset + i]})
             offset += len(pending.reports)
             pending.reply = wire.ok_reply(len(pending.reports), results)
-            pending.done.set()
+            _answer(pending)
         if effects:
             self._effects.put(effects)
 

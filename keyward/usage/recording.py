@@ -21,7 +21,7 @@ from keyward.quota.windows import minute_floor, pacific_date
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
 from keyward.storage.models import FAILED, INVALID, RETIRED, Key
-from keyward.usage.attribution import Resolver, Target
+from keyward.usage.attribution import KnownKeys, Resolver, Target
 from keyward.usage.effects import Effects
 from keyward.usage.reports import ErrorReport, Report, UsageReport
 
@@ -33,10 +33,10 @@ _GONE = (INVALID, RETIRED, FAILED)
 class Recorder:
     """Collects the reports of one transaction, then writes them with `flush()`."""
 
-    def __init__(self, s: Session, now: datetime):
+    def __init__(self, s: Session, now: datetime, known: KnownKeys | None = None):
         self.s = s
         self.now = now
-        self.resolve = Resolver(s)
+        self.resolve = Resolver(s, known)
         self.effects = Effects()
         self._usage: dict[tuple[int, str, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
         self._days: dict[tuple[int, str, datetime], date] = {}
@@ -66,9 +66,11 @@ class Recorder:
         return target.key.key_id, self._error(target, report, at)
 
     def flush(self) -> None:
-        for slot in sorted(self._usage):
-            pk, model, minute = slot
-            uq.add_local(self.s, pk, model, minute, self._days[slot], tuple(self._usage[slot]))
+        """Write the staged usage: one row update per project, model and minute, however many
+        reports it sums, in a handful of statements for the whole transaction."""
+        uq.add_local_many(self.s, [(pk, model, minute, self._days[(pk, model, minute)],
+                                    tuple(self._usage[(pk, model, minute)]))
+                                   for pk, model, minute in sorted(self._usage)])
         self._usage.clear()
 
     def _error(self, target: Target, report: ErrorReport, at: datetime) -> Signal:

@@ -36,12 +36,15 @@ CONNECT_TIMEOUT = 2.0
 REPLY_TIMEOUT = 30.0
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"pid": None, "configs": {}, "conns": {}, "contexts": {}}
+_state: dict[str, Any] = {"pid": None, "configs": {}, "conns": {}, "contexts": {}, "paths": {},
+                          "spools": {}}
+_CONFIG_ENV = ("KEYWARD_CONFIG", "XDG_CONFIG_HOME", "HOME")  # what find_config_path reads
+_SPOOL_ENV = ("KEYWARD_SPOOL_DIR", "XDG_STATE_HOME", "HOME")  # what spool_dir reads
 
 
 def _cache() -> dict[str, Any]:
     if _state["pid"] != os.getpid():  # never carry a socket or a database connection across fork
-        _state.update(pid=os.getpid(), configs={}, conns={}, contexts={})
+        _state.update(pid=os.getpid(), configs={}, conns={}, contexts={}, paths={}, spools={})
     return _state
 
 
@@ -53,20 +56,37 @@ def close() -> None:
             conn.close()
         for _config_obj, ctx in cache["contexts"].values():
             ctx.close()
-        cache.update(conns={}, contexts={}, configs={})
+        cache.update(conns={}, contexts={}, configs={}, paths={}, spools={})
 
 
 atexit.register(close)
 
 
 def _config(config_path: str | None) -> "Config":
-    from keyward.config import find_config_path, load_config
+    """The configuration, found and read once per process and environment: a program reporting
+    after every call should not search for its file (a few stat calls) every time."""
+    cache = _cache()
+    where = (config_path, *(os.environ.get(name) for name in _CONFIG_ENV))
+    path = cache["paths"].get(where, False)
+    if path is False:
+        from keyward.config import find_config_path
 
-    path = find_config_path(config_path)
-    cache = _cache()["configs"]
-    if path not in cache:
-        cache[path] = load_config(path)
-    return cache[path]
+        path = cache["paths"][where] = find_config_path(config_path)
+    if path not in cache["configs"]:
+        from keyward.config import load_config
+
+        cache["configs"][path] = load_config(path)
+    return cache["configs"][path]
+
+
+def _spool() -> "Spool":
+    from keyward.usage.spool import Spool
+
+    spools = _cache()["spools"]
+    where = tuple(os.environ.get(name) for name in _SPOOL_ENV)
+    if where not in spools:
+        spools[where] = Spool()
+    return spools[where]
 
 
 def _context(config: "Config") -> "Context":
@@ -108,14 +128,11 @@ def send_reports(reports: list[Report], *, config_path: str | None = None,
     ("via": "spool"; see keyward.usage.spool) and the next delivery that succeeds sends them on.
     Raise SpoolError only when even the spool cannot be written.
     """
-    from keyward.errors import StorageError
-    from keyward.usage.spool import Spool
-
     # Checked as the daemon would check them; the key string stays in this process (for the
     # direct path's masked messages) and only its fingerprint goes on the wire.
-    reports = [replace(from_json(to_json(r)), key=r.key) for r in reports]
+    reports = [_checked(r) for r in reports]
     config = config or _config(config_path)
-    spool = spool or Spool()
+    spool = spool or _spool()
     try:
         reply = _deliver(reports, config, context)
     except (StorageError, OSError) as exc:
@@ -129,6 +146,11 @@ def send_reports(reports: list[Report], *, config_path: str | None = None,
         except (KeywardError, OSError) as exc:
             log.warning("spooled reports in %s not delivered yet: %s", spool.path, exc)
     return reply
+
+
+def _checked(report: Report) -> Report:
+    checked = from_json(to_json(report))
+    return checked if report.key is None else replace(checked, key=report.key)
 
 
 def _deliver(reports: list[Report], config: "Config",
@@ -162,7 +184,7 @@ def _deliver(reports: list[Report], config: "Config",
 def _endpoints(config: "Config") -> list[tuple[int, Any]]:
     out: list[tuple[int, Any]] = []
     sock_path = config.daemon.ingest_socket
-    if sock_path is not None and os.path.exists(sock_path):  # False, not an error, when unreadable
+    if sock_path is not None:
         out.append((socket.AF_UNIX, str(sock_path)))
     if config.daemon.ingest_tcp:
         from keyward.usage.ingest import parse_tcp
@@ -184,6 +206,10 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
             for attempt in range(2):  # a cached connection may have been closed by a restart
                 conn = conns.get(address)
                 fresh = conn is None
+                # No socket file: no daemon (False, not an error, when unreadable). Checked only
+                # when connecting: a kept connection costs no system call besides send and receive.
+                if fresh and family == socket.AF_UNIX and not os.path.exists(address):
+                    break
                 try:
                     if conn is None:
                         conn = socket.socket(family, socket.SOCK_STREAM)
@@ -191,8 +217,8 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
                         conn.connect(address)
                         if family != socket.AF_UNIX:
                             _authenticate(conn, config)
+                        conn.settimeout(REPLY_TIMEOUT)
                         conns[address] = conn
-                    conn.settimeout(REPLY_TIMEOUT)
                     conn.sendall(payload)
                     line = _read_line(conn)
                     reply = json.loads(line)

@@ -29,7 +29,7 @@ from keyward.usage.reports import Report, from_json, to_json
 
 MAX_LINE = 64 * 1024  # a report with Google's largest error body is a few KB
 MAX_BATCH = 10_000  # lines
-MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes of one batch, so one connection holds at most this much
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes of one batch; a connection holds at most two (see ingest)
 MAX_HELLO = 512  # bytes of the authentication line
 _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ",
                  b"CONNECT ", b"TRACE ", b"PRI ")

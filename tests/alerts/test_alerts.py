@@ -85,6 +85,56 @@ def test_alerts_when_rotation_fails_n_times_and_key_invalid_fire_each(tmp_path):
         world.ctx.close()
 
 
+def _other_host(world):
+    """A second Context on the same database with a state directory of its own: another host."""
+    from keyward.context import Context
+
+    env = {**world.ctx.env, "KEYWARD_STATE_DIR": str(world.tmp_path / "other-host"),
+           "KEYWARD_DATABASE_URL": world.ctx.config.database_url}
+    return Context(load_config(world.tmp_path / "keyward.toml", env=env), clock=world.clock, env=env)
+
+
+def test_alerts_when_the_leader_changes_the_new_one_neither_repeats_nor_forgets_an_event(tmp_path):
+    world, out = _world(tmp_path)
+    other = _other_host(world)
+    try:
+        world.add_key("alpha-1")
+        world.add_key("beta-2")
+        world.exhaust("alpha-1", world.clock.now + timedelta(minutes=5))
+        world.exhaust("beta-2", world.clock.now + timedelta(minutes=5))
+        publish_pools(world.ctx, trigger="quota")
+        assert [(s, e.event) for s, e in alerts.check(world.ctx)] == [("firing", "all_exhausted")]
+        assert alerts.check(other) == []              # the new leader knows it was announced
+        world.clock.advance(minutes=6)
+        publish_pools(other, trigger="timer")
+        assert [(s, e.event) for s, e in alerts.check(other)] == [("resolved", "all_exhausted")]
+        assert alerts.check(world.ctx) == []          # and the old one that it was resolved
+        assert [e["KEYWARD_EVENT_STATE"] for e in _events(out)] == ["firing", "resolved"]
+    finally:
+        other.close()
+        world.ctx.close()
+
+
+def test_alerts_when_upgrading_take_over_what_the_host_file_recorded_then_remove_it(tmp_path):
+    world, out = _world(tmp_path)
+    try:
+        world.add_key("alpha-1")
+        world.add_key("beta-2")
+        world.exhaust("alpha-1", world.clock.now + timedelta(minutes=5))
+        world.exhaust("beta-2", world.clock.now + timedelta(minutes=5))
+        publish_pools(world.ctx, trigger="quota")
+        legacy = world.tmp_path / "state" / alerts.STATE_FILE
+        legacy.write_text(json.dumps({"all_exhausted:main": {"event": "all_exhausted", "message": "m",
+                                                              "pool": "main"},
+                                      "key_invalid:gone": {"event": "key_invalid", "message": "old"}}))
+        ran = alerts.check(world.ctx)
+        assert [(s, e.ident) for s, e in ran] == [("resolved", "key_invalid:gone")]
+        assert not legacy.exists()
+        assert alerts.check(world.ctx) == []
+    finally:
+        world.ctx.close()
+
+
 def test_conditions_when_daemon_stale_or_stopped_cleanly():
     cfg = alerts.AlertsConfig(command=("true",))
     stale = {"daemon": {"stale": True, "running": False, "heartbeat_at": "x", "heartbeat_age_s": 99}}

@@ -38,6 +38,22 @@ def test_files_that_crashed_commands_exit_2_naming_file_and_line(tmp_path, text,
     assert "Traceback" not in result.stderr and f"{config}:" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["db", "status"], ["db", "upgrade"], ["db", "encrypt"], ["db", "rekey"],
+                                     ["pool", "list"], ["status"]])
+def test_a_database_file_that_is_not_sqlite_is_named_by_every_command(tmp_path, command):
+    database = tmp_path / "not-a-database.db"
+    database.write_bytes(b"garbage" * 1000)
+    config = tmp_path / "keyward.toml"
+    config.write_text(f'database = "sqlite:///{database}"\n')
+    env = {**os.environ, "KEYWARD_STATE_DIR": str(tmp_path / "s"),
+           "KEYWARD_RUNTIME_DIR": str(tmp_path / "r"), "HOME": str(tmp_path)}
+    result = subprocess.run([KEYWARD, "--config", str(config), *command], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(database) in result.stderr and "not a SQLite database" in result.stderr
+
+
 def test_named_errors_are_redacted_and_say_what_happened():
     secret = fake_auth_key()
     assert isinstance(named(RecursionError()), UsageError)

@@ -22,6 +22,8 @@ def test_readme_seed_example_when_applied_creates_what_it_says():
     assert [k["displayName"] for k in emu.keys("my-project-1")] == ["made by hand"]
     assert emu.operation_polls == 2 and emu.reject_standard_keys is True
     assert emu.monitoring_lag_seconds == 120
+    assert emu.monitoring_reads_per_minute == 6000 and emu.monitoring_page_size == 1000
+    assert emu.snapshot()["metricsScopes"] == {"210987654321": ["123456789012"]}
 
 
 def test_readme_when_read_documents_every_admin_endpoint():

@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import time
 from datetime import datetime, timezone
 
 import pytest
-from ingest_client import talk
+from ingest_client import connect, talk
 from usage_bodies import RPM_ID, quota_429, violation
 from usage_world import MODEL, POOL, make_world
 
 from keyward.errors import NotFound, UsageError
 from keyward.quota.windows import pacific_date
+from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
+from keyward.usage.attribution import KnownKeys
 from keyward.usage.ingest import IngestServer, parse_tcp
 from keyward.usage.reporter import send_reports
-from keyward.usage.reports import ErrorReport, UsageReport
+from keyward.usage.reports import ErrorReport, UsageReport, key_fingerprint
 
 
 @pytest.fixture
@@ -129,3 +132,73 @@ def test_server_stop_removes_the_socket(world):
     srv = IngestServer(world.ctx, world.ctx.config.daemon.ingest_socket).start()
     srv.stop()
     assert not world.ctx.config.daemon.ingest_socket.exists()
+
+
+def _unix(world, lines: list[dict]) -> dict:
+    payload = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    [reply] = _talk(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX, payload)
+    return reply
+
+
+def test_report_naming_only_its_pool_when_the_current_key_changes_counts_against_the_new_one(world, server):
+    assert _unix(world, [{"type": "usage", "pool": POOL, "requests": 1}])["ok"]
+    with world.ctx.store.write() as s:
+        q.get_pool(s, POOL).current_key_id = world.keys["beta-two"]
+    assert _unix(world, [{"type": "usage", "pool": POOL, "requests": 2}])["ok"]
+    assert _local_requests(world, "alpha-one") == 1 and _local_requests(world, "beta-two") == 2
+
+
+def test_report_of_a_key_removed_since_its_last_report_is_refused_and_others_still_count(world, server):
+    beta = {"type": "usage", "key_sha256": key_fingerprint(world.secrets["beta-two"]), "requests": 1}
+    assert _unix(world, [beta])["ok"]  # its lookup is kept now
+    with world.ctx.store.write() as s:
+        q.remove_project(s, q.get_project(s, "beta-two"))
+    reply = _unix(world, [beta])
+    assert reply["ok"] is False and reply["kind"] == "not_found" and reply["line"] == 1
+    alpha = {"type": "usage", "key_sha256": key_fingerprint(world.secrets["alpha-one"]), "requests": 3}
+    assert _unix(world, [alpha])["ok"] and _local_requests(world, "alpha-one") == 3
+
+
+def test_known_keys_when_their_time_passes_are_looked_up_again():
+    now = [100.0]
+    known = KnownKeys(ttl=2.0, clock=lambda: now[0])
+    known.put(("fp", None, None, None), "target")
+    now[0] += 1.9
+    assert known.get(("fp", None, None, None)) == "target"
+    now[0] += 0.2
+    assert known.get(("fp", None, None, None)) is None
+
+
+def test_answers_of_pipelined_batches_keep_their_order_good_bad_good(world, server):
+    good = json.dumps({"type": "usage", "pool": POOL, "requests": 1}) + "\n"
+    payload = (good + "\n" + '{"type": "usage", "requests": -1}\n\n' + good + good + "\n").encode()
+    replies = _talk(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX, payload)
+    assert [(r["ok"], r.get("accepted"), r.get("line")) for r in replies] == [
+        (True, 1, None), (False, None, 1), (True, 2, None)]
+    assert _local_requests(world, "alpha-one") == 3
+
+
+def test_client_that_never_reads_its_answers_is_disconnected_and_others_still_answered(world, server):
+    line = json.dumps({"type": "error", "http_status": 500, "body": None, "pool": POOL}) + "\n"
+    batch = (line * 200 + "\n").encode()  # each answer lists 200 results: the buffer fills fast
+    conn = connect(str(world.ctx.config.daemon.ingest_socket), socket.AF_UNIX)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            conn.sendall(batch)
+        pytest.fail("the daemon kept a client that reads none of its answers")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        conn.close()
+    assert _unix(world, [{"type": "usage", "pool": POOL, "requests": 1}])["ok"]
+
+
+def test_known_keys_when_the_database_changes_are_dropped():
+    known = KnownKeys()
+    known.bind("first database")
+    known.put(("fp", None, None, None), "target")
+    known.bind("first database")
+    assert known.get(("fp", None, None, None)) == "target"
+    known.bind("second database")
+    assert known.get(("fp", None, None, None)) is None

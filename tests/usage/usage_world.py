@@ -43,11 +43,13 @@ class World:
 
 
 def write_config(tmp_path: Path, projects: dict[str, dict | None], *, db_url: str,
-                 extra: str = "") -> tuple[Path, dict[str, str]]:
+                 extra: str = "", numbers: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
     lines = [f'database = "{db_url}"', extra, f"[pools.{POOL}]", f'model = "{MODEL}"',
              f"[[pools.{POOL}.sinks]]", 'type = "null"']
     for project_id, limits in projects.items():
         lines += [f"[projects.{project_id}]", f'pool = "{POOL}"']
+        if numbers and project_id in numbers:
+            lines.append(f'number = "{numbers[project_id]}"')
         if limits:
             lines.append(f'[projects.{project_id}.limits."{MODEL}"]')
             lines += [f"{name} = {value}" for name, value in limits.items()]
@@ -60,10 +62,11 @@ def write_config(tmp_path: Path, projects: dict[str, dict | None], *, db_url: st
 
 def make_world(tmp_path: Path, db_url: str, projects: dict[str, dict | None], *,
                now: datetime | None = None, extra: str = "", managed: tuple[str, ...] = (),
-               clock=None, given_keys: dict[str, tuple[str, str]] | None = None) -> World:
+               clock=None, given_keys: dict[str, tuple[str, str]] | None = None,
+               numbers: dict[str, str] | None = None) -> World:
     """Build the world; each project gets one active auth key (or `given_keys[p]` = (key string,
     Google uid)); the first project's key is the pool's current key."""
-    path, env = write_config(tmp_path, projects, db_url=db_url, extra=extra)
+    path, env = write_config(tmp_path, projects, db_url=db_url, extra=extra, numbers=numbers)
     clock = clock or Clock(now or datetime(2026, 3, 4, 18, 30, 15, tzinfo=timezone.utc))
     ctx = Context(load_config(path, env=env), clock=clock, env=env)
     world = World(ctx, path, env, clock)
