@@ -1,7 +1,8 @@
 """`keyward run` without click: the daemon runs for months, and click (with what it imports) would
-stay resident in it for nothing, 1.3 MB of the idle daemon's RSS (bench/daemon_memory.py). The plain form, root options
-(--config FILE, --debug) then `run`, takes this path; `--once`, `--help` and anything else go
-through click. Errors become the same messages and exit codes as there (keyward.cli.app)."""
+stay resident in it for nothing, 1.3 MB of the idle daemon's RSS (bench/daemon_memory.py). The
+plain form, root options (--config FILE, --debug) then `run`, takes this path; `--once`, `--help`
+and anything else go through click. Errors become the same messages and exit codes as there
+(keyward.cli.app)."""
 
 from __future__ import annotations
 
