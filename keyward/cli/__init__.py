@@ -42,6 +42,12 @@ def _main(argv: list[str] | None) -> None:
         import signal
 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if argv is None:  # the process's own command line (keyward.cli.run_fast)
+            from keyward.cli.run_fast import fast_main as fast_run
+
+            code = fast_run(args)
+            if code is not None:
+                sys.exit(code)
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")
