@@ -37,8 +37,6 @@ def fast_main(args: list[str], config_path: str | None = None) -> int | None:
 
 
 def run(pool: str, check: bool, config_path: str | None) -> int:
-    from keyward.errors import KeywardError
-
     try:
         from keyward.published import fast_current
 
@@ -60,6 +58,7 @@ def run(pool: str, check: bool, config_path: str | None) -> int:
                 return 1
         return 0
     except Exception as exc:  # named here too: this path runs before click's edge exists
+        from keyward.errors import KeywardError  # here, not above: the answer path never needs it
         from keyward.failures import named
         from keyward.keystrings import redact
 
