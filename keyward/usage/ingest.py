@@ -288,7 +288,7 @@ class IngestServer:
                     if data is None:
                         return  # woken by stop()
                     if isinstance(data, _Conn):
-                        self._read(data, ready)
+                        self._isolated(self._read, data, ready)
                     else:
                         self._accept(data)
                 now = time.monotonic()
@@ -296,9 +296,14 @@ class IngestServer:
                     self._check_deadlines(now)
                 while ready:  # a group, then what its connections had already sent after it
                     group, ready = ready[:_group_end(ready)], ready[_group_end(ready):]
-                    self._commit(group)
+                    try:
+                        self._commit(group)
+                    except Exception:  # unanswered, so their reporters write them themselves
+                        log.error("ingest: answering a group of batches failed unexpectedly")
+                        for pending in group:
+                            self._close(pending.conn)
                     for pending in group:
-                        self._after_answer(pending.conn, ready)
+                        self._isolated(self._after_answer, pending.conn, ready)
         except Exception:  # never a traceback: it could quote a report
             log.error("ingest: the serving thread failed unexpectedly; reports go to the database "
                       "directly until the daemon restarts", exc_info=False)
@@ -307,6 +312,17 @@ class IngestServer:
                 self._close(conn)
             sel.close()
             self._sel = None
+
+    def _isolated(self, step, conn: _Conn, ready: list[_Pending]) -> None:
+        """Run one connection's step; if it fails unexpectedly, only that connection ends."""
+        try:
+            step(conn, ready)
+        except Exception:  # no traceback (it could quote a report)
+            log.error("ingest: a connection failed unexpectedly")
+            if conn.inflight:
+                ready[:] = [p for p in ready if p.conn is not conn]
+                conn.inflight = False
+            self._close(conn)
 
     def _accept(self, listener: socket.socket) -> None:
         tcp = listener.family != socket.AF_UNIX

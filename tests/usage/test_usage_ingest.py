@@ -244,3 +244,23 @@ def test_forked_child_reports_on_its_own_connection(world, server):
     assert reply["via"] == "daemon" and reporter._state["conns"] and _local_requests(world, "alpha-one") == 7
     assert next(iter(reporter._state["conns"].values())) is parent_conn
     reporter.close()
+
+
+def test_a_connection_that_breaks_the_server_ends_alone(world, server, monkeypatch):
+    from keyward.usage import wire as wire_module
+
+    real = wire_module.decode_line
+
+    def decode(raw, number):
+        if b"boom" in raw:
+            raise RuntimeError("unexpected")
+        return real(raw, number)
+
+    monkeypatch.setattr(wire_module, "decode_line", decode)
+    path = str(world.ctx.config.daemon.ingest_socket)
+    with connect(path, socket.AF_UNIX) as broken:
+        broken.sendall(b'{"type": "usage", "pool": "boom"}\n\n')
+        broken.settimeout(10)
+        assert broken.recv(4096) == b""  # ended without an answer: its reporter writes it itself
+    reply = send_reports([UsageReport(pool=POOL, requests=2)], config=world.ctx.config)
+    assert reply["via"] == "daemon" and _local_requests(world, "alpha-one") == 2
