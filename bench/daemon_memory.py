@@ -1,13 +1,16 @@
 """How much memory an idle `keyward run` holds as the installation grows, and whether it grows.
 
-For each N (projects in 4 pools, one key each, Monitoring off so nothing calls Google) it starts a
+For each N (projects in 4 pools, one key each, Monitoring off, no Google credentials: the first
+pass's limits job loads google-auth to look for credentials and stops there, so no request reaches
+Google and googleapiclient is never loaded; with `--google` the daemon calls keyward's emulator of
+Google instead, as a daemon with credentials does) it starts a
 real daemon, waits for READY=1 and the end of its first pass, then samples its RSS (from /proc)
 for `--minutes` while it runs its timers idle, printing its RSS at each of `--marks` equal steps
 (the growth while idle) and the slope per hour from a straight line through every sample. The
 reference, in the same run, is a bare interpreter's RSS. Target: < 80 MB at 1,000 projects, flat
 while idle.
 
-    python bench/daemon_memory.py [--quick] [--sizes 100,1000,10000] [--minutes 3] [--marks 3]
+    python bench/daemon_memory.py [--quick] [--sizes 100,1000,10000] [--minutes 3] [--marks 3] [--google]
 """
 
 from __future__ import annotations
@@ -52,9 +55,13 @@ def slope_per_hour(samples: list[tuple[float, float]]) -> float:
     return 0.0 if var == 0 else 3600 * sum((t - mt) * (m - mm) for t, m in samples) / var
 
 
-def measure(n: int, minutes: float, marks: int) -> tuple[float, list[float], float, float]:
+def measure(n: int, minutes: float, marks: int, google=None) -> tuple[float, list[float], float, float]:
     root = _world.sandbox()
     config, env = _world.build(root, n, pools=4, sink="null")
+    if google is not None:
+        for k in range(n):
+            google.add_project(f"bench-project-{k:05d}", str(300_000_000_000 + k))
+        env = {**env, "KEYWARD_GOOGLE_EMULATOR_HOST": google.address}
     daemon = _world.Daemon(config, {**os.environ, **env}, root)
     try:
         daemon.wait_ready(600)
@@ -84,18 +91,30 @@ def main() -> int:
     parser.add_argument("--sizes", default=None, help="comma-separated N (default 100,1000,10000)")
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--marks", type=int, default=3, help="RSS columns printed over --minutes")
+    parser.add_argument("--google", action="store_true",
+                        help="the daemon calls keyward's Google emulator (limits, rotation checks)")
     args = parser.parse_args()
     sizes = [int(x) for x in (args.sizes or ("20,100" if args.quick else "100,1000,10000")).split(",")]
     minutes = args.minutes or (1 / 3 if args.quick else 3)
     print(f"keyward from {_world.installed_from()}")
     print(f"machine: {_world.machine()}; bare interpreter RSS {bare_mb():.1f} MB (same run)")
     marks = max(1, args.marks)
+    google = None
+    if args.google:
+        from keyward.emulator import Emulator
+
+        google = Emulator().start()
+        print(f"the daemon calls Google's emulator at {google.address}")
     heads = "".join(f"{f'+{minutes * (k + 1) / marks:.1f} min':>10}" for k in range(marks))
     print(f"{'N':>7} {'RSS after start MB':>19}{heads} {'peak MB':>8} {'MB/hour':>8}")
-    for n in sizes:
-        first, at_marks, peak, slope = measure(n, minutes, marks)
-        print(f"{n:>7} {first:>19.1f}" + "".join(f"{m:>10.1f}" for m in at_marks)
-              + f" {peak:>8.1f} {slope:>+8.1f}")
+    try:
+        for n in sizes:
+            first, at_marks, peak, slope = measure(n, minutes, marks, google)
+            print(f"{n:>7} {first:>19.1f}" + "".join(f"{m:>10.1f}" for m in at_marks)
+                  + f" {peak:>8.1f} {slope:>+8.1f}")
+    finally:
+        if google is not None:
+            google.stop()
     return 0
 
 

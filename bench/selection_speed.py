@@ -4,8 +4,9 @@ For each N (projects in one pool, one active key each, three minutes of usage) i
 process of the installed package:
 
     choose() alone             the pure least-loaded choice over N candidates
-    timer path                 what runs every selection.interval: read loads, choose, record,
-                               check the sinks (nothing changed, so nothing is written); without
+    timer path                 what runs every selection.interval: read loads, choose, check the
+                               sinks (nothing changed, so nothing is recorded and a sink is only
+                               stat'ed, not read, once its file is older than 50 ms); without
                                a daemon (from the database) and in the daemon (kept loads), and
                                in the daemon right after a report touched a project
     429 -> another key         an exhausting per-day 429 reported for the published key until the

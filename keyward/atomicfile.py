@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,31 @@ def ensure_private_dir(path: str | os.PathLike[str], mode: int = 0o700, gid: int
         os.chmod(directory, mode)  # mkdir's mode is filtered by the umask
         if gid != -1:
             os.chown(directory, -1, gid)
+
+
+# How long after a file's last change its timestamps can be trusted to show the next change: file
+# systems stamp with a coarse clock (a kernel tick, at most 10 ms; whole seconds on some, 2 s on
+# FAT), so a rewrite within the same tick may leave size, mtime and ctime as they were.
+SETTLE_NS = 50_000_000
+SETTLE_COARSE_NS = 2_000_000_000
+
+
+def settled_marker(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """Return a token that changes whenever the file at `path` is replaced, edited or removed.
+
+    The token is the file's identity, size, mode, owner and change times (`lstat`: a symlink put in
+    its place counts as a change). Return None when it cannot tell: the file is missing or
+    unreadable, or it changed so recently that another change in the same clock tick could keep
+    the token as it is (the "racy" case), so the caller reads the file instead. The ctime cannot
+    be set back by anyone but the clock, so an edit that restores the mtime still shows.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    coarse = st.st_mtime_ns % 1_000_000_000 == 0 and st.st_ctime_ns % 1_000_000_000 == 0
+    if time.time_ns() - changed < (SETTLE_COARSE_NS if coarse else SETTLE_NS):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
+            st.st_ctime_ns)

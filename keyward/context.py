@@ -15,7 +15,7 @@ from keyward.config import find_config_path, load_config
 
 if TYPE_CHECKING:
     from keyward.config import Config
-    from keyward.storage.store import Store
+    from keyward.storage.database import Store
     from keyward.usage.loads import LoadBook
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Context:
     def store(self) -> "Store":
         if self._store is None:
             from keyward.inventory import sync_config
-            from keyward.storage.store import Store
+            from keyward.storage.database import Store
 
             from keyward.master_key import sealer_for
 

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
 PER = 1_000_000
@@ -76,7 +77,7 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
-def spend_by(s: "Session", prices: Mapping[str, Price], now: datetime,
+def spend_by(s: "Session | Connection", prices: Mapping[str, Price], now: datetime,
              pool: str | None = None) -> tuple[dict[str, Spend], dict[str, Spend]]:
     """Return ({project_id: Spend}, {pool: Spend}) for the Pacific day and month containing `now`."""
     from keyward.quota.windows import pacific_date
@@ -139,7 +140,7 @@ def budget_json(budget: BudgetConfig | None, spend: Spend | None) -> dict | None
             "period": check.period, "warn": check.warn, "spent": check.spent}
 
 
-def status_costs(s: "Session", config, now: datetime) -> tuple[dict[str, dict], dict[str, dict]] | None:
+def status_costs(s: "Session | Connection", config, now: datetime) -> tuple[dict[str, dict], dict[str, dict]] | None:
     """The `cost` objects of status for every project and pool; None when no prices are configured."""
     if not config.prices:
         return None

@@ -4,6 +4,9 @@ The config file owns what it declares: at every start its pools, projects and li
 the database and win over anything the CLI changed, because the file is what configuration
 management (Ansible, NixOS, a git repo) owns and reviews. The CLI adds and removes everything else,
 and refuses to remove or edit what the file declares, naming the file.
+
+Listing and the config check on the common path (nothing changed) read rows through Core
+(`keyward.storage.read_queries`); only changes import the ORM query module (`keyward.storage.store`).
 """
 
 from __future__ import annotations
@@ -21,22 +24,14 @@ from keyward.config.pools import MODEL_HINT, MODEL_PATTERN, POOL_NAME_HINT, POOL
 from keyward.config.projects import SERVICE_ACCOUNT_HINT, SERVICE_ACCOUNT_PATTERN
 from keyward.config.sections import PROJECT_ID_HINT, PROJECT_ID_PATTERN
 from keyward.errors import NotFound, UsageError
-from keyward.keyids import manual_key_id
-from keyward.storage import store as q
-from keyward.storage.models import (
-    ACTIVE,
-    LIVE_STATES,
-    ORIGIN_CLI,
-    ORIGIN_CONFIG,
-    PREVIOUS,
-    Key,
-    Project,
-)
+from keyward.storage import read_queries as rq
+from keyward.storage.tables import ACTIVE, LIVE_STATES, ORIGIN_CLI, ORIGIN_CONFIG, PREVIOUS
 
 if TYPE_CHECKING:
     from keyward.config import Config
     from keyward.context import Context
-    from keyward.storage.store import Store
+    from keyward.storage.database import Store
+    from keyward.storage.models import Key, Project
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +43,12 @@ def sync_config(store: "Store", config: "Config", *, now: datetime) -> None:
     meta table) costs one read instead of a write transaction.
     """
     digest = _config_digest(config)
-    with store.read() as s:
-        seen = q.get_meta(s, CONFIG_DIGEST)
-        if seen is not None and seen.value == digest:
+    with store.read_rows() as conn:
+        seen = rq.meta_value(conn, CONFIG_DIGEST)
+        if seen is not None and seen[0] == digest:
             return
+    from keyward.storage import store as q
+
     with store.write() as s:
         q.set_meta(s, CONFIG_DIGEST, digest, now=now)
         pools = {}
@@ -97,7 +94,9 @@ def _config_digest(config: "Config") -> str:
     return hashlib.sha256(repr(declared).encode()).hexdigest()
 
 
-def _drop_undeclared(s, project: Project, config: "Config", now: datetime) -> None:
+def _drop_undeclared(s, project: "Project", config: "Config", now: datetime) -> None:
+    from keyward.storage import store as q
+
     live = q.keys_of(s, project, LIVE_STATES)
     if any(k.origin == "keyward" for k in live):
         # Deleting it here would orphan keys keyward created at Google; hand it to the CLI instead.
@@ -120,6 +119,8 @@ def _seconds(value: timedelta | None) -> int | None:
 
 
 def add_pool(ctx: "Context", name: str, model: str) -> None:
+    from keyward.storage import store as q
+
     _check(POOL_NAME_PATTERN, name, f"pool name {name!r}: {POOL_NAME_HINT}")
     _check(MODEL_PATTERN, model, f"model {model!r}: {MODEL_HINT}")
     with ctx.store.write() as s:
@@ -141,11 +142,11 @@ class PoolView:
 
 
 def list_pools(ctx: "Context") -> list[PoolView]:
-    with ctx.store.read() as s:
-        counts = q.project_counts(s)
+    with ctx.store.read_rows() as conn:
+        counts = rq.project_counts(conn)
         return [
             PoolView(p.name, p.model, p.origin, counts.get(p.id, 0), p.current_key_id, p.current_reason)
-            for p in q.list_pools(s)
+            for p in rq.pool_rows(conn)
         ]
 
 
@@ -155,6 +156,8 @@ def remove_pool(ctx: "Context", name: str) -> None:
     Its published key files and keyring entries stay where they are: programs may still read them,
     and removing a secret a program depends on is the operator's decision, not a side effect.
     """
+    from keyward.storage import store as q
+
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
         if pool.origin == ORIGIN_CONFIG:
@@ -192,6 +195,8 @@ def add_project(
     allowed_ips: Sequence[str] = (),
 ) -> None:
     """Add a project at run time. Raise UsageError naming the bad value, or if the config owns it."""
+    from keyward.storage import store as q
+
     _check(PROJECT_ID_PATTERN, project_id, f"project id {project_id!r}: {PROJECT_ID_HINT}")
     if number is not None and not (number.isascii() and number.isdigit()):
         raise UsageError(f"project number {number!r}: expected digits only, like 123456789012")
@@ -224,16 +229,18 @@ def add_project(
 
 
 def list_projects(ctx: "Context", pool: str | None = None) -> list[ProjectView]:
-    with ctx.store.read() as s:
+    with ctx.store.read_rows() as conn:
         return [
-            ProjectView(p.project_id, p.number, p.pool.name, p.managed, p.service_account,
+            ProjectView(p.project_id, p.number, p.pool, p.managed, p.service_account,
                         tuple(filter(None, p.allowed_ips.split(","))), p.origin)
-            for p in q.list_projects(s, pool)
+            for p in rq.project_listing(conn, pool)
         ]
 
 
 def remove_project(ctx: "Context", project_id: str, *, force: bool = False) -> list[str]:
     """Forget a project; return the key ids that stay alive at Google (only possible with force)."""
+    from keyward.storage import store as q
+
     with ctx.store.write() as s:
         project = q.get_project(s, project_id)
         if project.origin == ORIGIN_CONFIG:
@@ -273,7 +280,7 @@ class KeyView:
     invalid_reason: str | None
 
     @classmethod
-    def of(cls, key: Key) -> "KeyView":
+    def of(cls, key: "Key") -> "KeyView":
         return cls(key.key_id, key.project.project_id, key.kind, key.state, key.origin, key.masked,
                    key.created_at, key.promoted_at, key.rotate_after, key.grace_until, key.invalid_reason)
 
@@ -284,6 +291,9 @@ def add_key(ctx: "Context", project_id: str, secret: str, *, replaces: str | Non
     With `replaces`, the old key becomes `previous` for the grace period and is then retired, the
     same steps 4 to 6 a rotation takes, with the operator doing the Google side.
     """
+    from keyward.keyids import manual_key_id
+    from keyward.storage import store as q
+
     kind = keystrings.kind_of(secret)
     secret = secret.strip()
     now = ctx.now()
@@ -315,17 +325,17 @@ def add_key(ctx: "Context", project_id: str, secret: str, *, replaces: str | Non
         return KeyView.of(key)
 
 
-def _max_age(ctx: "Context", project: Project) -> timedelta:
+def _max_age(ctx: "Context", project: "Project") -> timedelta:
     if project.max_age_s is not None:
         return timedelta(seconds=project.max_age_s)
     return ctx.config.rotation.max_age
 
 
 def list_keys(ctx: "Context", project_id: str | None = None, *, include_retired: bool = False) -> list[KeyView]:
-    with ctx.store.read() as s:
-        if project_id is not None:
-            q.get_project(s, project_id)
-        return [KeyView.of(k) for k in q.list_keys(s, project_id, include_retired=include_retired)]
+    with ctx.store.read_rows() as conn:
+        if project_id is not None and not rq.project_exists(conn, project_id):
+            raise NotFound(f"no project {project_id!r} (see `keyward project list`)")
+        return [KeyView(**row._asdict()) for row in rq.key_listing(conn, project_id, include_retired=include_retired)]
 
 
 def _check(pattern: str, value: str, message: str) -> None:

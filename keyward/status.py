@@ -66,7 +66,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from keyward.keystrings import redact
-from keyward.quota.windows import pacific_date
+from keyward.quota.windows import Limits, Usage, load, minute_floor, next_pacific_midnight, pacific_date
 
 if TYPE_CHECKING:
     from keyward.context import Context
@@ -76,6 +76,7 @@ HIDDEN_STATES = ("retired", "failed")
 ERROR_WINDOW = timedelta(hours=24)
 MAX_ERRORS = 20
 HEARTBEAT_META = "heartbeat"
+LEADER_LEASE = "leader"  # keyward.leadership.LEADER
 
 # An error stops being current once a later event shows its cause gone: the project rotated after
 # a failed rotation, the pool published after having no key, the sink took the key again. The
@@ -97,23 +98,20 @@ def iso(ts: datetime | None) -> str | None:
 def build_status(ctx: "Context") -> dict[str, Any]:
     """Return the status dict documented above, read in one read transaction."""
     from keyward.config.pools import pool_sinks
-    from keyward.storage import store as q
-    from keyward.usage.loads import pool_loads
+    from keyward.storage import read_queries as rq
 
     now = ctx.now()
-    with ctx.store.read() as s:
-        pools = list(q.list_pools(s))
-        projects = q.project_rows(s)
-        keys = q.key_rows(s)
-        loads = {pl.project_id: pl for pool in pools for pl in pool_loads(s, pool, now, summaries=True)}
-        errors = [e for e in q.recent_events(s, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
-        resolved = _resolved(s, errors)
-        beat = q.get_meta(s, HEARTBEAT_META)
-        beat = None if beat is None else (beat.value, beat.updated_at)
-        daemons, lease = _members(s)
+    with ctx.store.read_rows() as conn:
+        pools = rq.pool_rows(conn)
+        projects = rq.status_projects(conn, now)
+        keys = rq.status_keys(conn)
+        errors = [e for e in rq.recent_events(conn, MAX_ERRORS, levels=["error"]) if e.at >= now - ERROR_WINDOW]
+        resolved = _resolved(conn, errors)
+        beat = rq.meta_value(conn, HEARTBEAT_META)
+        daemons, lease = _members(conn)
         from keyward.cost import status_costs
 
-        costs = status_costs(s, ctx.config, now)  # None without [prices]
+        costs = status_costs(conn, ctx.config, now)  # None without [prices]
     by_id = {k.key_id: k for k in keys}
     current_ids = {p.current_key_id for p in pools if p.current_key_id}
     pools_with_active = {k.pool_id for k in keys if k.state == "active" and k.has_secret}
@@ -151,9 +149,8 @@ def build_status(ctx: "Context") -> dict[str, Any]:
     for k in keys:
         if k.state not in HIDDEN_STATES:
             keys_of.setdefault(k.project_id, []).append(k)
-    day = pacific_date(now).isoformat()
-    project_out = [_project(p, loads.get(p.project_id), keys_of.get(p.project_id, []), current_ids, now,
-                            warnings, day) for p in projects]
+    window = _Window(now)
+    project_out = [_project(p, keys_of.get(p.project_id, []), current_ids, window, warnings) for p in projects]
     for item in project_out:
         item["cost"] = (costs[0].get(item["project_id"]) or _no_spend(costs)) if costs else None
     secrets = _secrets_at_rest(keys, warnings)
@@ -200,12 +197,29 @@ def _budget_warning(pool: dict[str, Any], warnings: list[dict[str, Any]]) -> Non
                                  pool=pool["name"]))
 
 
-def _members(s) -> tuple[list[dict[str, Any]], tuple[str, int, datetime] | None]:
-    from keyward import leadership
+# The prefix of the meta rows each process describes itself in (keyward.leadership.INSTANCE_PREFIX;
+# not imported from there, because the leadership package imports the ORM that status does without).
+INSTANCE_PREFIX = "instance."
 
-    row = leadership.read_lease(s, leadership.LEADER)
+
+def _members(conn) -> tuple[list[dict[str, Any]], tuple[str, int, datetime] | None]:
+    """The daemons' instance rows, newest heartbeat first (as leadership.instances reads them), and
+    the leader lease as (holder, epoch, expires_at)."""
+    from keyward.storage import read_queries as rq
+
+    row = rq.lease(conn, LEADER_LEASE)
     lease = None if row is None else (row.holder, row.epoch, row.expires_at)
-    return [i for i in leadership.instances(s) if i.get("kind") == "daemon"], lease
+    members = []
+    for _name, value, updated_at in rq.meta_rows(conn, INSTANCE_PREFIX):
+        try:
+            info = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(info, dict):
+            info["updated_at"] = updated_at
+            members.append(info)
+    members.sort(key=lambda i: i["updated_at"], reverse=True)
+    return [i for i in members if i.get("kind") == "daemon"], lease
 
 
 def _hosts(members: list[dict[str, Any]], lease, now: datetime,
@@ -256,16 +270,16 @@ def _subject(e) -> tuple[str, str | None]:
     return ("pool", e.pool) if e.kind.startswith(_BY_POOL) else ("project", e.project_id)
 
 
-def _resolved(s, errors: list) -> set[int]:
+def _resolved(conn, errors: list) -> set[int]:
     """The ids of `errors` that a later event of a RESOLVED_BY kind, on the same subject, undid."""
-    from keyward.storage import store as q
+    from keyward.storage import read_queries as rq
 
     known = [e for e in errors if e.kind in RESOLVED_BY]
     if not known:
         return set()
     kinds = {k for e in known for k in RESOLVED_BY[e.kind]}
     latest: dict[tuple[str, str, str | None], int] = {}
-    for later in q.events_after(s, min(e.id for e in known), sorted(kinds)):
+    for later in rq.events_after(conn, min(e.id for e in known), sorted(kinds)):
         if later.level != "error":
             latest[(later.kind, "pool", later.pool)] = later.id
             latest[(later.kind, "project", later.project_id)] = later.id
@@ -355,29 +369,63 @@ def _limit(value: int | None) -> int | None:
     return None if value is None or value < 0 else value
 
 
-def _project(p, pl, keys: list, current_ids: set[str], now: datetime,
-             warnings: list[dict[str, Any]], pacific_day: str) -> dict[str, Any]:
-    usage = pl.usage if pl else None
-    limits = pl.limits if pl else None
-    load = pl.load if pl else None
-    no_quota = load is not None and math.isinf(load)
-    exhausted_until = pl.exhausted_until if pl else None
+class _Window:
+    """What every project's figures are counted against at `now`, worked out once per status."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        # usage_at's RPM/TPM window: the current minute and the previous one, up to now
+        self.minute_start = minute_floor(now) - timedelta(minutes=1)
+        self.day = pacific_date(now)
+        self.day_iso = self.day.isoformat()
+        self.rpd_reset_at = iso(next_pacific_midnight(now))
+
+    def minutes(self, p) -> tuple[int, int]:
+        """(requests, input tokens) of the summary's two minutes that fall in the window; one minute
+        stored twice counts once, as the buckets merge it."""
+        rpm = tpm = 0
+        if p.minute is not None and self.minute_start <= p.minute <= self.now:
+            rpm, tpm = p.requests, p.tokens
+        if p.prev_minute is not None and self.minute_start <= p.prev_minute <= self.now:
+            if p.prev_minute == p.minute:
+                rpm, tpm = max(rpm, p.prev_requests), max(tpm, p.prev_tokens)
+            else:
+                rpm, tpm = rpm + p.prev_requests, tpm + p.prev_tokens
+        return rpm, tpm
+
+
+def _project(p, keys: list, current_ids: set[str], window: _Window,
+             warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    """One project's entry, from its `read_queries.status_projects` row: the same figures as
+    `keyward.usage.loads.pool_loads` gives from the minute buckets (tests hold the two together)."""
+    now = window.now
+    rpm, tpm = window.minutes(p)
+    usage = Usage(rpm=rpm, tpm=tpm, rpd=p.day_requests if p.day == window.day else 0)
+    if p.limit_source is not None:  # the pool model's own limits win over those for every model
+        limits, limit_source = Limits(p.rpm, p.tpm, p.rpd), p.limit_source
+    elif p.any_source is not None:
+        limits, limit_source = Limits(p.any_rpm, p.any_tpm, p.any_rpd), p.any_source
+    else:
+        limits, limit_source = Limits(None, None, None), None
+    fraction = load(usage, limits)
+    no_quota = fraction is not None and math.isinf(fraction)
+    exhausted_until = p.exhausted_until
     out = {
         "project_id": p.project_id,
         "pool": p.pool_name,
-        "model": pl.model if pl else p.pool_model,
+        "model": p.pool_model,
         "managed": bool(p.managed),
-        "usage": {name: {"used": getattr(usage, name) if usage else 0,
-                         "limit": _limit(getattr(limits, name)) if limits else None}
-                  for name in ("rpm", "tpm", "rpd")},
-        "limit_source": pl.limit_source if pl else None,
-        "load": None if load is None or no_quota else round(load, 4),
+        "usage": {"rpm": {"used": usage.rpm, "limit": _limit(limits.rpm)},
+                  "tpm": {"used": usage.tpm, "limit": _limit(limits.tpm)},
+                  "rpd": {"used": usage.rpd, "limit": _limit(limits.rpd)}},
+        "limit_source": limit_source,
+        "load": None if fraction is None or no_quota else round(fraction, 4),
         "no_quota": no_quota,
-        "pacific_day": pacific_day,
-        "rpd_reset_at": iso(pl.rpd_reset_at) if pl else None,
+        "pacific_day": window.day_iso,
+        "rpd_reset_at": window.rpd_reset_at,
         "exhausted": exhausted_until is not None and exhausted_until > now,
         "exhausted_until": iso(exhausted_until),
-        "exhausted_scope": pl.exhausted_scope if pl else None,
+        "exhausted_scope": p.exhausted_scope,
         "rotation": {"failures": p.rotation_failures or 0, "backoff_until": iso(p.rotation_backoff_until)},
         "keys": [_key(k, k.key_id in current_ids, now, warnings) for k in keys],
     }

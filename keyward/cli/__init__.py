@@ -1,6 +1,7 @@
 """The `keyward` command. `keyward current` (and `keyward status` when the daemon answers it) take a
 fast path that never imports click, SQLAlchemy or the Google libraries: scripts call `current` on
-every start, and an operator's screen should come at once. Everything else goes through click."""
+every start, and an operator's screen should come at once. Without a daemon, `keyward status` still
+skips click and builds the status from the database. Everything else goes through click."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ def _main(argv: list[str] | None) -> None:
         import signal
 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if argv is None:  # the process's own command line (keyward.cli.run_fast)
+            from keyward.cli.run_fast import fast_main as fast_run
+
+            code = fast_run(args)
+            if code is not None:
+                sys.exit(code)
     from keyward.cli.app import cli
 
     cli.main(args=args, prog_name="keyward")

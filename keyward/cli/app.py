@@ -16,7 +16,7 @@ import traceback
 import click
 
 import keyward
-from keyward.errors import KeywardError
+from keyward.cli.messages import error_line
 from keyward.keystrings import redact
 
 # name → (module, attribute, short help). Help text lives here so `keyward --help` imports nothing.
@@ -76,20 +76,13 @@ class KeywardGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except KeywardError as exc:
-            _report(ctx, exc, f"keyward: error: {redact(str(exc))}")
-            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("keyward: interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # every other escape gets a name here; no traceback without --debug
-            from keyward.errors import InternalError
-            from keyward.failures import named
-
-            error = named(exc)
-            hint = "\n  (run with --debug for the traceback)" if isinstance(error, InternalError) else ""
-            _report(ctx, exc, f"keyward: error: {redact(str(error))}{hint}")
-            ctx.exit(error.exit_code)
+        except Exception as exc:  # KeywardError, and every other escape; no traceback without --debug
+            line, code = error_line(exc)
+            _report(ctx, exc, line)
+            ctx.exit(code)
 
 
 _EXTRA_ARGS = re.compile(r"^(Got unexpected extra arguments?) \(.*\)$", re.S)

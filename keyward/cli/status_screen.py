@@ -292,9 +292,41 @@ def shows_error(text: str) -> bool:
     return any(w.get("level") == "error" for w in json.loads(text).get("warnings", []))
 
 
+def _built_here(config_path: str | None) -> tuple[str | None, int]:
+    """The status JSON built from the database, as `keyward status` does through click when no
+    daemon answers; or (None, exit code) after reporting why it could not be built."""
+    import logging
+    import os
+    import sys
+
+    from keyward.cli.messages import error_line
+
+    # as click's --config option takes it, so errors name it the same way on both paths
+    config_path = config_path or os.environ.get("KEYWARD_CONFIG") or None
+
+    if not logging.getLogger().handlers:
+        from keyward.log import setup_logging
+
+        setup_logging("warning", stream=sys.stderr)
+    try:
+        from keyward.context import Context
+        from keyward.status_socket import status_text
+
+        with Context.load(config_path) as ctx:
+            return status_text(ctx), 0
+    except KeyboardInterrupt:
+        sys.stderr.write("keyward: interrupted\n")
+        return None, 130
+    except Exception as exc:
+        line, code = error_line(exc)
+        sys.stderr.write(line + "\n")
+        return None, code
+
+
 def fast_main(args: list[str], config_path: str | None = None) -> int | None:
-    """`keyward status [--json] [--check] [--config FILE]` answered by the daemon without
-    importing click; None = the slow path."""
+    """`keyward status [--json] [--pretty] [--all] [--color|--no-color] [--check] [--config FILE]`
+    without importing click: answered by the daemon, else built here from the database. Return the
+    exit code; None = the slow path (other options)."""
     import sys
 
     rest = list(args)
@@ -311,7 +343,9 @@ def fast_main(args: list[str], config_path: str | None = None) -> int | None:
         return None
     text = from_daemon(config_path)
     if text is None:
-        return None
+        text, failed = _built_here(config_path)
+        if text is None:
+            return failed
     code = EXIT_ERRORS_SHOWN if "--check" in rest and shows_error(text) else 0
     color = use_color(True if "--color" in rest else False if "--no-color" in rest else None)
     if "--json" in rest:

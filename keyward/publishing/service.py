@@ -5,8 +5,14 @@ or a retirement (the services that see those call `publish_pools`), and on the d
 choice itself is `keyward.quota.selection.choose`, which is deterministic and keeps the current key
 within a margin, so calling this often never makes the published key flap.
 
-A sink is written only when it does not hold the chosen key already (each sink's `read()` is asked
-first), so calling this with nothing changed writes nothing. `Pool.published_key_id` records the key
+The choice is made first in one read transaction for every pool; only a pool whose choice differs
+from its row (another key, another reason, exhaustion starting or ending) takes a write transaction,
+where it is made again and journaled. A sink is written only when it does not hold the chosen key
+(its `read()` is compared with the key's fingerprint, so checking never opens the stored key
+string), and read only when its change marker (`Sink.change_marker`: a file's stat) moved since it
+was last seen holding that key, or VERIFY_SECONDS passed: a timer pass with nothing changed writes
+nothing, reads no sink, and still repairs a file someone deleted or edited on the next pass. A sink
+that cannot tell (the keyring) is read on every pass. `Pool.published_key_id` records the key
 every sink confirmed; the post-publish hook runs when it changes. One sink's failure never stops the
 others; the pool stays unconfirmed, so the next call retries. After every pool and sink was tried,
 a `PublishError` summarising the failures is raised (its `results` attribute holds every
@@ -20,6 +26,7 @@ pool has no usable active key, nothing is withdrawn: a stale key is better than 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
@@ -37,12 +44,15 @@ if TYPE_CHECKING:
 
     from keyward.context import Context
     from keyward.storage.models import Pool
+    from keyward.storage.store import PoolSnapshot
     from keyward.usage.loads import LoadBook
 
 log = logging.getLogger(__name__)
 
 STATE_LABEL = "state file"
 NO_KEY_MARK = "no usable key"
+# A sink whose change marker says it still holds the key is read anyway after this long.
+VERIFY_SECONDS = 60.0
 # Triggers after which the pool's active keys are the same as before: the kept offers stay valid.
 KEPT_OFFERS_TRIGGERS = ("timer", "exhausted")
 
@@ -73,7 +83,8 @@ class _Decision:
     key_id: str | None
     project_id: str | None
     masked: str | None
-    secret: str | None
+    secret: str | None  # None until a sink needs it
+    fingerprint: str | None  # of the key string: what a sink's content is checked against
     reason: str
     switched: bool
     all_exhausted: bool
@@ -98,12 +109,21 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     book = getattr(ctx, "loads", None)
     if book is not None and trigger not in KEPT_OFFERS_TRIGGERS:
         book.forget_offers()  # a key was promoted, retired, reinstated or taken out
-    with ctx.store.read() as s:
-        names = [p.name for p in q.list_pools(s)] if pools is None else [q.get_pool(s, n).name for n in pools]
+    # Choosing in a read transaction first pays when the choice usually stands: on the timer, and
+    # whenever kept loads make choosing cheap. A process without them reacting to an event (a 429
+    # reported without a daemon) would choose twice from the database, so it goes straight on.
+    try_quiet = trigger == "timer" or book is not None
+    quiet: dict[str, _Decision | None] = {}
+    with ctx.store.read() as s:  # one read for every pool whose choice stays as recorded
+        snapshots = q.pool_snapshots(s, pools)
+        now = ctx.now()
+        for snap in snapshots:
+            quiet[snap.name] = _quiet_decision(ctx, s, snap, now) if try_quiet else None
     results: list[PublishResult] = []
-    for name in names:
+    for snap in snapshots:
+        name = snap.name
         try:
-            results.append(_publish_pool(ctx, name, trigger))
+            results.append(_publish_pool(ctx, name, trigger, quiet[name]))
         except KeywardError as exc:  # storage trouble for one pool must not stop the others
             log.error("pool %s: selection failed: %s", name, exc)
             results.append(PublishResult(name, None, None, None, f"selection failed: {exc}", False, False,
@@ -117,23 +137,28 @@ def publish_pools(ctx: "Context", pools: Sequence[str] | None = None, *, trigger
     return results
 
 
-def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
+def _publish_pool(ctx: "Context", name: str, trigger: str, quiet: _Decision | None) -> PublishResult:
     now = ctx.now()
-    decision = _select(ctx, name, trigger, now)
+    decision = quiet if quiet is not None else _select(ctx, name, trigger, now)
     result = PublishResult(name, decision.key_id, decision.project_id, decision.masked, decision.reason,
                            decision.switched, decision.all_exhausted)
     entry = sinks_for(ctx, name)
     result.failures.update(entry.broken)
     complete = False
-    if decision.secret is not None and _budget_stopped(ctx, name, now):
+    if decision.key_id is not None and _budget_stopped(ctx, name, now):
         return _withdraw_for_budget(ctx, name, decision, result, entry, now)
-    if decision.secret is not None and decision.key_id is not None:
+    if decision.key_id is not None:
         changed = decision.key_id != decision.published_key_id
-        for label, sink in entry.sinks:
+        secret = decision.secret
+        for label, sink, marker in _sinks_to_check(decision, entry):
             try:
-                if _holds(sink, decision.secret):
+                if _holds(sink, decision.fingerprint):
+                    if marker is not None:
+                        entry.confirmed[label] = (decision.key_id, marker, time.monotonic())
                     continue
-                sink.publish(decision.secret, decision.key_id)
+                if secret is None:
+                    secret = _secret_of(ctx, decision.key_id)
+                sink.publish(secret, decision.key_id)
                 result.published_to.append(label)
             except KeywardError as exc:
                 result.failures[label] = redact(str(exc))
@@ -163,6 +188,43 @@ def _publish_pool(ctx: "Context", name: str, trigger: str) -> PublishResult:
     return result
 
 
+def _sinks_to_check(d: _Decision, entry) -> list[tuple[str, Any, Any]]:
+    """The sinks that may not hold the chosen key, each with its change marker taken before it is
+    read (so a change after the read shows on the next pass).
+
+    A sink is skipped when it was last seen holding this very key and its marker has not changed
+    since, for at most VERIFY_SECONDS: a sink whose marker is None is read on every pass.
+    """
+    mono = time.monotonic()
+    pending: list[tuple[str, Any, Any]] = []
+    for label, sink in entry.sinks:
+        try:
+            marker = sink.change_marker()
+        except Exception:  # a plugin sink that cannot tell: read it
+            marker = None
+        seen = entry.confirmed.pop(label, None)
+        if (marker is not None and seen is not None and seen[0] == d.key_id and seen[1] == marker
+                and mono - seen[2] < VERIFY_SECONDS):
+            entry.confirmed[label] = seen
+            continue
+        pending.append((label, sink, marker))
+    return pending
+
+
+def _secret_of(ctx: "Context", key_id: str | None) -> str:
+    """The chosen key's string, read when a sink must be written (a quiet pass does not open it)."""
+    with ctx.store.read() as s:
+        key = q.find_key(s, key_id) if key_id else None
+        secret = key.secret if key is not None else None
+    if secret is None:
+        book = getattr(ctx, "loads", None)
+        if book is not None:
+            book.forget_offers()
+        raise PublishError(f"key {key_id} was removed while it was being published; "
+                           "the next pass chooses again")
+    return secret
+
+
 def _budget_stopped(ctx: "Context", name: str, now: datetime) -> bool:
     """True when the pool's budget says `stop = true` and one of its periods is spent."""
     pool_cfg = ctx.config.pools.get(name)
@@ -179,6 +241,7 @@ def _withdraw_for_budget(ctx: "Context", name: str, d: _Decision, result: Publis
                          now: datetime) -> PublishResult:
     """The budget is spent and says stop: take the key out of every sink until the period ends."""
     result.reason = "budget spent: the key is withdrawn until the budget's period ends"
+    entry.confirmed.clear()
     for label, sink in entry.sinks:
         try:
             sink.withdraw()
@@ -205,15 +268,22 @@ def _with_label(label: str, why: str) -> str:
     return why if why.startswith(label) else f"{label}: {why}"
 
 
-def _holds(sink: Any, secret: str) -> bool:
+def _holds(sink: Any, fingerprint: str) -> bool:
+    """Whether the sink holds the key with this fingerprint (compared so that checking a sink
+    never needs the stored key string opened)."""
     try:
-        return sink.read() == secret
+        held = sink.read()
     except KeywardError:
         return False  # unreadable: publish again, which reports the real problem
+    return held is not None and q.fingerprint(held) == fingerprint
 
 
 def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision:
-    """Choose the pool's key and record it on the pool row, journaled, in one write transaction."""
+    """Choose the pool's key and record it on the pool row, journaled, in one write transaction.
+
+    Called when the choice made in the read transaction (`_quiet_decision`) would change the row:
+    it is made again here, so a choice another process recorded meanwhile is seen.
+    """
     with ctx.store.write() as s:
         pool = q.get_pool(s, name)
         book = getattr(ctx, "loads", None)
@@ -253,8 +323,37 @@ def _select(ctx: "Context", name: str, trigger: str, now: datetime) -> _Decision
             log.info("pool %s: a project has quota again", name)
         chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
         until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
-        return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, choice.reason, switched,
-                         choice.all_exhausted, pool.published_key_id, pool.published_at, until)
+        return _Decision(name, key.key_id, choice.project_id, key.masked, key.secret, key.fingerprint,
+                         choice.reason, switched, choice.all_exhausted, pool.published_key_id,
+                         pool.published_at, until)
+
+
+def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: datetime) -> _Decision | None:
+    """The decision when choosing again leaves the pool row as it is, else None (a write is needed).
+
+    This is the common timer pass: no write transaction, no ORM object, and the key string is not
+    opened (the sinks' change markers usually show that no sink needs it). A storage error here is
+    left to the full path, which reports it.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    book = getattr(ctx, "loads", None)
+    try:
+        candidates = _candidates(s, snap, now) if book is None else _kept_candidates(s, book, snap, now)
+        choice = choose(candidates, snap.current_key_id, now, ctx.config.pool_margin(snap.name))
+    except (KeywardError, SQLAlchemyError) as exc:  # the full path meets it again and reports it
+        log.debug("pool %s: quiet selection gave up: %s", snap.name, exc)
+        return None
+    if (choice.key_id is None or choice.key_id != snap.current_key_id or snap.current_since is None
+            or choice.reason != snap.current_reason or choice.all_exhausted != bool(snap.all_exhausted)):
+        return None
+    if snap.current_state != "active" or not snap.current_has_secret or snap.current_pool_pk != snap.id:
+        return None  # the full path sees it too, drops stale kept offers and chooses again
+    chosen = next((c for c in candidates if c.key_id == choice.key_id), None)
+    until = chosen.exhausted_until if chosen is not None and choice.all_exhausted else None
+    return _Decision(snap.name, choice.key_id, snap.current_project_id, snap.current_masked, None,
+                     snap.current_fingerprint, choice.reason, False, choice.all_exhausted,
+                     snap.published_key_id, snap.published_at, until)
 
 
 def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:
@@ -309,7 +408,7 @@ def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime
     pool.current_reason = reason
     pool.all_exhausted = False
     return _Decision(pool.name, None, kept.project.project_id if kept else None, kept.masked if kept else None,
-                     None, reason, False, False, pool.published_key_id, pool.published_at)
+                     None, None, reason, False, False, pool.published_key_id, pool.published_at)
 
 
 def _after_publish(ctx: "Context", name: str, d: _Decision, result: PublishResult, failing: dict[str, str],

@@ -3,6 +3,10 @@
 Sinks are kept (not rebuilt on every pass) so that a sink holding its key in memory (the null sink,
 plugin sinks that cache) remembers what it was given, and so that a failing sink is reported when
 it starts failing and when it recovers rather than on every timer tick.
+
+Each entry also remembers, per sink, which key it was last seen holding and the sink's change
+marker at that moment (`Sink.change_marker`): while the marker stays the same the publisher does
+not read the sink again. A fresh entry (sinks rebuilt) remembers nothing, so every sink is read.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class PoolSinks:
     sinks: list[tuple[str, Sink]] = field(default_factory=list)
     broken: dict[str, str] = field(default_factory=dict)  # label → why the sink could not be built
     failing: dict[str, str] = field(default_factory=dict)  # label → last publish error
+    # label → (key id, change marker, monotonic time) when the sink was last seen holding that key
+    confirmed: dict[str, tuple[str, object, float]] = field(default_factory=dict)
 
 
 _CACHE: "weakref.WeakKeyDictionary[Context, dict[str, PoolSinks]]" = weakref.WeakKeyDictionary()

@@ -4,15 +4,19 @@ A sink is built from one validated sink table of the configuration. Its promises
 
 - `publish` is atomic: a reader sees the previous key or the new one, never a mix or nothing;
   on failure it raises `PublishError` and leaves what was there before intact.
+- `change_marker`, when not None, changes whenever `read` may return something else.
 - Nothing a sink says about itself (`describe`, `repr`, error messages) contains the secret.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from keyward.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
 
 
 class Sink(abc.ABC):
@@ -41,6 +45,16 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def read(self) -> str | None:
         """Return the key published now, or None when nothing is."""
+
+    def change_marker(self) -> Hashable | None:
+        """Return a cheap token that changes whenever what `read` returns may have changed, or None.
+
+        The publisher reads a sink again only when its token differs from the one it saw when the
+        sink last held the chosen key, so a sink that can tell (a file's stat) is not read on every
+        pass. None means "cannot tell": the sink is read every time (the default, for sinks that
+        other programs can change without leaving a trace, like a keyring).
+        """
+        return None
 
     def describe(self) -> str:
         """Return a one-line, secret-free description for status output and logs."""

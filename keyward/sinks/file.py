@@ -130,6 +130,13 @@ class FileSink(Sink):
         except OSError as exc:
             raise PublishError(f"{self.describe()}: cannot read it: {exc.strerror}") from None
 
+    def change_marker(self) -> tuple[int, ...] | None:
+        """The file's stat (see `keyward.atomicfile.settled_marker`): a file deleted, replaced or
+        edited by someone else shows a new marker, so the next pass reads and repairs it."""
+        from keyward.atomicfile import settled_marker
+
+        return settled_marker(self.path)
+
     def withdraw(self) -> None:
         """Delete the published file; a file already gone is fine."""
         try:

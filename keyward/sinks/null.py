@@ -25,6 +25,7 @@ class NullSink(Sink):
         self.last_key_id: str | None = None
         self.publish_count = 0
         self._fail_reason: str | None = None
+        self._generation = 0  # counts changes: only this object changes what it holds
 
     def fail_next(self, reason: str = "simulated failure") -> None:
         """Make the next `publish` raise PublishError with `reason`, keeping the current key."""
@@ -37,14 +38,19 @@ class NullSink(Sink):
         self._secret = secret
         self.last_key_id = key_id
         self.publish_count += 1
+        self._generation += 1
         log.debug("null sink of pool %s: would publish key %s", self.pool, key_id)
 
     def read(self) -> str | None:
         return self._secret
 
+    def change_marker(self) -> int:
+        return self._generation
+
     def withdraw(self) -> None:
         self._secret = None
         self.last_key_id = None
+        self._generation += 1
 
     def describe(self) -> str:
         return f"null (pool {self.pool}, last key id {self.last_key_id or '-'})"

@@ -1,64 +1,55 @@
-"""keyward's tables, as typed SQLAlchemy models.
+"""keyward's tables as typed SQLAlchemy models.
 
-The schema changes only through Alembic revisions in `migrations/`; a test proves these models and the
-revisions agree. Projects are identified by Google's project id (a string), keys by keyward's own key id
-(the `keyId` given to Google for keys keyward creates, a local id for keys added by hand), so journal
-lines and logs can name them without ever naming a secret.
+The columns are defined once, in Core (`keyward.storage.tables`); each model is mapped onto its table
+and names its attributes with `Mapped[...]` annotations for type checkers. The schema changes only
+through Alembic revisions in `migrations/`; a test proves the tables and the revisions agree.
+Projects are identified by Google's project id (a string), keys by keyward's own key id (the `keyId`
+given to Google for keys keyward creates, a local id for keys added by hand), so journal lines and
+logs can name them without ever naming a secret.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    event,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import event
+from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 
 from keyward.sealing import Sealer, is_sealed
-from keyward.storage.types import UTCDateTime
-
-# Key states. A key keyward creates goes pending → active → previous → retired; `failed` is a key that did
-# not pass verification (deleted at Google), `invalid` one that Gemini rejected while in use.
-PENDING, ACTIVE, PREVIOUS, RETIRED, FAILED, INVALID = (
-    "pending", "active", "previous", "retired", "failed", "invalid",
+from keyward.storage import tables
+from keyward.storage.tables import (  # noqa: F401  (re-exported: the states and origins of rows)
+    ACTIVE,
+    FAILED,
+    INVALID,
+    LIVE_STATES,
+    ORIGIN_CLI,
+    ORIGIN_CONFIG,
+    PENDING,
+    PREVIOUS,
+    RETIRED,
 )
-LIVE_STATES = (PENDING, ACTIVE, PREVIOUS)
-
-# Where a pool or project comes from: the config file owns what it declares, the CLI the rest.
-ORIGIN_CONFIG, ORIGIN_CLI = "config", "cli"
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = tables.metadata
 
 
 class Pool(Base):
     """A named group of projects that publishes one current key (for one model)."""
 
-    __tablename__ = "pools"
+    __table__ = tables.pools
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    model: Mapped[str] = mapped_column(String(128))
-    origin: Mapped[str] = mapped_column(String(16), default=ORIGIN_CLI)
-    current_key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    current_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    current_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    all_exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The key id every sink last confirmed; publishing happens only when it differs from current_key_id.
-    published_key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    id: Mapped[int]
+    name: Mapped[str]
+    model: Mapped[str]
+    origin: Mapped[str]
+    current_key_id: Mapped[str | None]
+    current_reason: Mapped[str | None]
+    current_since: Mapped[datetime | None]
+    all_exhausted: Mapped[bool]
+    published_key_id: Mapped[str | None]
+    published_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
     projects: Mapped[list[Project]] = relationship(back_populates="pool")
 
@@ -66,22 +57,21 @@ class Pool(Base):
 class Project(Base):
     """A Google Cloud project the operator owns; quota is counted per project and per model."""
 
-    __tablename__ = "projects"
+    __table__ = tables.projects
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(64), unique=True)
-    number: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"), index=True)
-    managed: Mapped[bool] = mapped_column(Boolean, default=False)
-    service_account: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    allowed_ips: Mapped[str] = mapped_column(Text, default="")  # comma-separated, validated on input
-    min_age_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    max_age_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    origin: Mapped[str] = mapped_column(String(16), default=ORIGIN_CLI)
-    # Rotation backoff after failures: the next attempt waits until this instant.
-    rotation_failures: Mapped[int] = mapped_column(Integer, default=0)
-    rotation_backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    id: Mapped[int]
+    project_id: Mapped[str]
+    number: Mapped[str | None]
+    pool_id: Mapped[int]
+    managed: Mapped[bool]
+    service_account: Mapped[str | None]
+    allowed_ips: Mapped[str]
+    min_age_s: Mapped[int | None]
+    max_age_s: Mapped[int | None]
+    origin: Mapped[str]
+    rotation_failures: Mapped[int]
+    rotation_backoff_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
     pool: Mapped[Pool] = relationship(back_populates="projects")
     keys: Mapped[list[Key]] = relationship(back_populates="project", cascade="all, delete-orphan")
@@ -91,17 +81,16 @@ class Project(Base):
 class Limit(Base):
     """A project's limits for one model, from the config or from Google's Service Usage."""
 
-    __tablename__ = "limits"
-    __table_args__ = (UniqueConstraint("project_pk", "model", name="uq_limits_project_model"),)
+    __table__ = tables.limits
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    model: Mapped[str] = mapped_column(String(128))
-    rpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    tpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    rpd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    source: Mapped[str] = mapped_column(String(16))  # config | google | cli
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    id: Mapped[int]
+    project_pk: Mapped[int]
+    model: Mapped[str]
+    rpm: Mapped[int | None]
+    tpm: Mapped[int | None]
+    rpd: Mapped[int | None]
+    source: Mapped[str]
+    updated_at: Mapped[datetime]
 
     project: Mapped[Project] = relationship(back_populates="limits")
 
@@ -109,36 +98,32 @@ class Limit(Base):
 class Key(Base):
     """One API key of a project. `secret` is the key string; it is read only to verify or publish."""
 
-    __tablename__ = "keys"
+    __table__ = tables.keys
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key_id: Mapped[str] = mapped_column(String(128), unique=True)
-    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    google_name: Mapped[str | None] = mapped_column(String(512), nullable=True, unique=True)
-    google_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    etag: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # standard | auth
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    origin: Mapped[str] = mapped_column(String(16))  # keyward (created through the API) | manual
-    # The key string as stored: sealed (keyward.sealing) when a master key exists, else plain text.
+    id: Mapped[int]
+    key_id: Mapped[str]
+    project_pk: Mapped[int]
+    google_name: Mapped[str | None]
+    google_uid: Mapped[str | None]
+    etag: Mapped[str | None]
+    kind: Mapped[str]
+    state: Mapped[str]
+    origin: Mapped[str]
+    # The stored value of the `secret` column: sealed when a master key exists, else plain text.
     # Code reads the `secret` property, which opens it on first use, and writes through
     # `store.set_secret`; `masked` lets every listing show the key without opening anything.
-    sealed: Mapped[str | None] = mapped_column("secret", Text, nullable=True)
-    # The id of the master key that sealed the secret (NULL: plain text or none), so status and
-    # `keyward db rekey` count and find rows without parsing or opening them.
-    sealed_by: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
-    masked: Mapped[str] = mapped_column(String(32))
-    # A digest of the secret, so a report carrying a key string finds its key without reading (or, once
-    # secrets are encrypted at rest, decrypting) every secret.
-    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    rotate_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    grace_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    invalid_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    invalid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    replaced_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sealed: Mapped[str | None] = tables.keys.c.secret
+    sealed_by: Mapped[str | None]
+    masked: Mapped[str]
+    fingerprint: Mapped[str]
+    created_at: Mapped[datetime]
+    promoted_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+    rotate_after: Mapped[datetime | None]
+    grace_until: Mapped[datetime | None]
+    invalid_reason: Mapped[str | None]
+    invalid_at: Mapped[datetime | None]
+    replaced_by: Mapped[str | None]
 
     project: Mapped[Project] = relationship(back_populates="keys")
 
@@ -186,21 +171,20 @@ class Rotation(Base):
     a key created just before a crash is found again by that id and never orphaned.
     """
 
-    __tablename__ = "rotations"
-    __table_args__ = (Index("ix_rotations_project_open", "project_pk", "finished_at"),)
+    __table__ = tables.rotations
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    step: Mapped[str] = mapped_column(String(16))
-    new_key_id: Mapped[str] = mapped_column(String(128), unique=True)
-    old_key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    operation: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    reason: Mapped[str] = mapped_column(String(64))  # due | forced | migrate | invalid | manual
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # done | failed | abandoned
+    id: Mapped[int]
+    project_pk: Mapped[int]
+    step: Mapped[str]
+    new_key_id: Mapped[str]
+    old_key_id: Mapped[str | None]
+    operation: Mapped[str | None]
+    reason: Mapped[str]
+    error: Mapped[str | None]
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None]
 
 
 class UsageMinute(Base):
@@ -211,18 +195,15 @@ class UsageMinute(Base):
     ever fills in what no tool reported.
     """
 
-    __tablename__ = "usage_minutes"
-    __table_args__ = (Index("ix_usage_minutes_minute", "minute"),)
+    __table__ = tables.usage_minutes
 
-    project_pk: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    source: Mapped[str] = mapped_column(String(16), primary_key=True)  # local | monitoring
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    project_pk: Mapped[int]
+    model: Mapped[str]
+    minute: Mapped[datetime]
+    source: Mapped[str]
+    requests: Mapped[int]
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
 
 
 class UsageDay(Base):
@@ -233,17 +214,15 @@ class UsageDay(Base):
     totals would undercount when each source saw different minutes.
     """
 
-    __tablename__ = "usage_days"
+    __table__ = tables.usage_days
 
-    project_pk: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the America/Los_Angeles date
-    source: Mapped[str] = mapped_column(String(16), primary_key=True)
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    project_pk: Mapped[int]
+    model: Mapped[str]
+    day: Mapped[date]
+    source: Mapped[str]
+    requests: Mapped[int]
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
 
 
 class UsageSummary(Base):
@@ -255,69 +234,64 @@ class UsageSummary(Base):
     window are simply ignored by readers, so nothing needs to clear them.
     """
 
-    __tablename__ = "usage_summaries"
+    __table__ = tables.usage_summaries
 
-    project_pk: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    minute: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # latest with usage
-    requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    tokens: Mapped[int] = mapped_column(BigInteger, default=0)  # input tokens, as TPM counts them
-    prev_minute: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    prev_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    prev_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    day: Mapped[date] = mapped_column(Date)  # the latest Pacific day with usage
-    day_requests: Mapped[int] = mapped_column(BigInteger, default=0)  # its effective requests
+    project_pk: Mapped[int]
+    model: Mapped[str]
+    minute: Mapped[datetime | None]
+    requests: Mapped[int]
+    tokens: Mapped[int]
+    prev_minute: Mapped[datetime | None]
+    prev_requests: Mapped[int]
+    prev_tokens: Mapped[int]
+    day: Mapped[date]
+    day_requests: Mapped[int]
 
 
 class Exhaustion(Base):
     """A project+model Google said is out of quota, and until when (from a 429)."""
 
-    __tablename__ = "exhaustion"
+    __table__ = tables.exhaustion
 
-    project_pk: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    until: Mapped[datetime] = mapped_column(UTCDateTime)
-    scope: Mapped[str] = mapped_column(String(16))  # minute | tokens | day
-    quota_ids: Mapped[str] = mapped_column(Text, default="")
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    project_pk: Mapped[int]
+    model: Mapped[str]
+    until: Mapped[datetime]
+    scope: Mapped[str]
+    quota_ids: Mapped[str]
+    recorded_at: Mapped[datetime]
 
 
 class Event(Base):
     """The append-only journal: rotations, publications, errors, operator actions."""
 
-    __tablename__ = "events"
-    __table_args__ = (Index("ix_events_at", "at"),)
+    __table__ = tables.events
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    kind: Mapped[str] = mapped_column(String(48))
-    level: Mapped[str] = mapped_column(String(8), default="info")
-    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    message: Mapped[str] = mapped_column(Text)
+    id: Mapped[int]
+    at: Mapped[datetime]
+    kind: Mapped[str]
+    level: Mapped[str]
+    project_id: Mapped[str | None]
+    pool: Mapped[str | None]
+    key_id: Mapped[str | None]
+    message: Mapped[str]
 
 
 class Meta(Base):
     """Small named values: the daemon heartbeat, the keyward version that last wrote the schema."""
 
-    __tablename__ = "meta"
+    __table__ = tables.meta
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str]
+    value: Mapped[str]
+    updated_at: Mapped[datetime]
 
 
 class Lease(Base):
     """A named lease with a fencing epoch, for one rotating leader among hosts sharing PostgreSQL."""
 
-    __tablename__ = "leases"
+    __table__ = tables.leases
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(255))
-    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str]
+    holder: Mapped[str]
+    epoch: Mapped[int]
+    expires_at: Mapped[datetime]

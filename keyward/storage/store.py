@@ -1,5 +1,6 @@
-"""The database handle and the queries on pools, projects, keys, the journal and small values.
+"""The queries on pools, projects, keys, the journal and small values, through the ORM.
 
+The database handle, `Store`, lives in `keyward.storage.database` (and is importable from here).
 Services own transactions (`with store.write() as s:`) and call these functions inside them, so one
 decision and everything it changes commit together. Usage and rotation-journal queries live beside
 this module (`usage_queries`, `rotation_queries`); nothing outside `keyward.storage` writes SQL.
@@ -9,20 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from keyward.errors import MasterKeyError, NotFound
 from keyward.keystrings import mask
 from keyward.sealing import Sealer, sealed_by
-from keyward.storage.engine import READ_ONLY, make_engine
-from keyward.storage.failures import database_failure
+from keyward.storage.database import Store  # noqa: F401  (the handle these queries run in)
 from keyward.storage.models import (
     LIVE_STATES,
     ORIGIN_CLI,
@@ -47,55 +45,6 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Store:
-    """An open database: an Engine, transaction helpers, and the Sealer for key strings at rest.
-
-    Every session carries the sealer in `session.info`, so rows it loads open their secrets with it
-    and secrets written through `add_key`/`set_secret` are sealed with its primary master key.
-    """
-
-    def __init__(self, engine: Engine, sealer: Sealer | None = None):
-        self.engine = engine
-        self.sealer = sealer or Sealer()
-
-    @classmethod
-    def open(cls, url: str, *, upgrade: bool = True, sealer: Sealer | None = None) -> "Store":
-        """Open the database at `url`, upgrading its schema first when `upgrade` is True."""
-        from keyward.storage.migrate import ensure_current
-
-        store = cls(make_engine(url), sealer)
-        try:
-            ensure_current(store.engine, upgrade=upgrade, sealer=store.sealer)
-        except BaseException:
-            store.close()
-            raise
-        return store
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        try:
-            with Session(self.engine, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                    session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database write failed", self.engine.url) from exc
-
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only transaction that never queues behind writers."""
-        try:
-            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                with Session(bind=conn, expire_on_commit=False, info={"sealer": self.sealer}) as session, \
-                        session.begin():
-                    yield session
-        except SQLAlchemyError as exc:
-            raise database_failure(exc, "database read failed", self.engine.url) from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
 # Pools ---------------------------------------------------------------------------------------------
 
 
@@ -114,11 +63,59 @@ def list_pools(s: Session) -> Sequence[Pool]:
     return s.scalars(select(Pool).order_by(Pool.name)).all()
 
 
-def project_counts(s: Session) -> dict[int, int]:
-    """Return {pool pk: number of projects}, counted by the database (no project is loaded)."""
-    from sqlalchemy import func
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """A pool row as plain values, with what its current key is now (None fields: no such key).
 
-    return {pk: n for pk, n in s.execute(select(Project.pool_id, func.count()).group_by(Project.pool_id))}
+    It has the fields of `Pool` that selection and the kept loads read (id, name, model, current
+    key), so it stands in for the row on the publisher's read-only pass.
+    """
+
+    id: int
+    name: str
+    model: str
+    current_key_id: str | None
+    current_reason: str | None
+    current_since: datetime | None
+    all_exhausted: bool
+    published_key_id: str | None
+    published_at: datetime | None
+    current_state: str | None
+    current_has_secret: bool
+    current_pool_pk: int | None
+    current_project_id: str | None
+    current_masked: str | None
+    current_fingerprint: str | None
+
+
+_SNAPSHOTS = None
+
+
+def pool_snapshots(s: Session, names: Sequence[str] | None = None) -> list[PoolSnapshot]:
+    """Return every pool (or those `names`, in that order) with its current key, in one query.
+
+    What the publisher's timer pass reads: no ORM object is built. Raise NotFound for a name that
+    is not a pool.
+    """
+    global _SNAPSHOTS
+    if _SNAPSHOTS is None:
+        _SNAPSHOTS = (
+            select(Pool.id, Pool.name, Pool.model, Pool.current_key_id, Pool.current_reason,
+                   Pool.current_since, Pool.all_exhausted, Pool.published_key_id, Pool.published_at,
+                   Key.state, Key.sealed.is_not(None), Project.pool_id, Project.project_id, Key.masked,
+                   Key.fingerprint)
+            .outerjoin(Key, Key.key_id == Pool.current_key_id)
+            .outerjoin(Project, Project.id == Key.project_pk)
+            .order_by(Pool.name)
+        )
+    found = {row[1]: PoolSnapshot(*row[:6], bool(row[6]), *row[7:10], bool(row[10]), *row[11:])
+             for row in s.connection().execute(_SNAPSHOTS)}
+    if names is None:
+        return list(found.values())
+    for name in names:
+        if name not in found:
+            raise NotFound(f"no pool named {name!r} (see `keyward pool list`)")
+    return [found[name] for name in names]
 
 
 def upsert_pool(s: Session, name: str, model: str, origin: str = ORIGIN_CLI) -> Pool:
@@ -317,28 +314,6 @@ def active_keys_in_pool(s: Session, pool: Pool) -> Sequence[Key]:
         .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
     )
     return s.scalars(q).all()
-
-
-def project_rows(s: Session) -> Sequence:
-    """Every project as a plain row (project_id, managed, rotation fields, pool_name, pool_model), for
-    status: no ORM objects to build, which is most of the cost at a thousand projects."""
-    return s.execute(
-        select(Project.project_id, Project.managed, Project.rotation_failures, Project.rotation_backoff_until,
-               Pool.name.label("pool_name"), Pool.model.label("pool_model"))
-        .join(Pool, Project.pool_id == Pool.id)
-        .order_by(Project.project_id)
-    ).all()
-
-
-def key_rows(s: Session) -> Sequence:
-    """Every key as a plain row without its secret (only whether it has one), for status."""
-    return s.execute(
-        select(Key.key_id, Key.kind, Key.state, Key.origin, Key.masked, Key.created_at, Key.rotate_after,
-               Key.grace_until, Key.invalid_reason, Key.sealed.is_not(None).label("has_secret"), Key.sealed_by,
-               Project.project_id, Project.managed, Project.pool_id)
-        .join(Project, Key.project_pk == Project.id)
-        .order_by(Project.project_id, Key.created_at, Key.id)
-    ).all()
 
 
 # Journal and small values --------------------------------------------------------------------------

@@ -27,9 +27,7 @@ from sqlalchemy.orm import Session
 from keyward.storage.models import (
     Exhaustion, Key, Limit, Pool, Project, UsageDay, UsageMinute, UsageSummary,
 )
-
-LOCAL, MONITORING, EFFECTIVE = "local", "monitoring", "effective"
-ALL_MODELS = "*"
+from keyward.storage.tables import ALL_MODELS, EFFECTIVE, LOCAL, MONITORING  # noqa: F401  (used by callers)
 
 Counts = tuple[int, int, int]  # requests, input tokens, output tokens
 ZERO: Counts = (0, 0, 0)
@@ -337,6 +335,8 @@ def pool_rows(s: Session, pool_id: int, model: str, since: datetime, day: date,
     With `summaries`, minutes and today's totals come from the summary rows (one per project, the
     minutes already merged, source "effective") instead of the minute and day buckets.
     """
+    if summaries and project_pks is not None:
+        return few_project_rows(s, pool_id, model, since, day, now, project_pks)
     members = select(Project.id).where(Project.pool_id == pool_id)
     listing = select(Project.id, Project.project_id).where(Project.pool_id == pool_id)
     if project_pks is not None:
@@ -454,3 +454,57 @@ def clear_exhaustion(s: Session, project_pks: Sequence[int] | None, now: datetim
 def project_numbers(s: Session) -> dict[str, str | None]:
     """Return project id → project number (None when the config gives none), for every project."""
     return {pid: number for pid, number in s.execute(select(Project.project_id, Project.number))}
+
+
+def _build_few_projects(s: Session):
+    p, st, et = Project.__table__, UsageSummary.__table__, Exhaustion.__table__
+    lm, la = Limit.__table__.alias("limit_model"), Limit.__table__.alias("limit_all")
+    return (
+        select(p.c.id, p.c.project_id, lm.c.rpm, lm.c.tpm, lm.c.rpd, lm.c.source,
+               la.c.rpm, la.c.tpm, la.c.rpd, la.c.source,
+               st.c.minute, st.c.requests, st.c.tokens, st.c.prev_minute, st.c.prev_requests,
+               st.c.prev_tokens, st.c.day, st.c.day_requests, et.c.until, et.c.scope)
+        .select_from(p)
+        .outerjoin(lm, and_(lm.c.project_pk == p.c.id, lm.c.model == bindparam("model")))
+        .outerjoin(la, and_(la.c.project_pk == p.c.id, la.c.model == ALL_MODELS))
+        .outerjoin(st, and_(st.c.project_pk == p.c.id, st.c.model == bindparam("model")))
+        .outerjoin(et, and_(et.c.project_pk == p.c.id, et.c.model == bindparam("model"),
+                            et.c.until > bindparam("now")))
+        .where(p.c.pool_id == bindparam("pool_id"), p.c.id.in_(bindparam("pks", expanding=True)))
+        .order_by(p.c.project_id)
+    )
+
+
+_BUILDERS["few_projects"] = _build_few_projects
+
+
+def few_project_rows(s: Session, pool_id: int, model: str, since: datetime, day: date, now: datetime,
+                     project_pks: Iterable[int]) -> PoolRows:
+    """`pool_rows(..., project_pks, summaries=True)` in one prepared query: the daemon's kept loads
+    recompute the few projects a report touched before each choice, and five statements built
+    for one project cost more than the choice itself."""
+    projects: list[tuple[int, str]] = []
+    limits: dict[tuple[int, str], tuple[int | None, int | None, int | None, str]] = {}
+    minutes: list[tuple[int, datetime, str, int, int]] = []
+    days: dict[int, int] = {}
+    exhaustion: dict[int, tuple[datetime, str]] = {}
+    wanted = sorted(set(project_pks))
+    if not wanted:
+        return PoolRows(projects, limits, minutes, days, exhaustion)
+    for (pk, project_id, m_rpm, m_tpm, m_rpd, m_source, a_rpm, a_tpm, a_rpd, a_source,
+         m, r, t, pm, pr, pt, d, dr, until, scope) in _run(
+            s, "few_projects", {"model": model, "now": now, "pool_id": pool_id, "pks": wanted}):
+        projects.append((pk, project_id))
+        if m_source is not None:
+            limits[(pk, model)] = (m_rpm, m_tpm, m_rpd, m_source)
+        if a_source is not None:
+            limits[(pk, ALL_MODELS)] = (a_rpm, a_tpm, a_rpd, a_source)
+        if m is not None and m >= since:
+            minutes.append((pk, m, EFFECTIVE, r, t))
+        if pm is not None and pm >= since:
+            minutes.append((pk, pm, EFFECTIVE, pr, pt))
+        if d is not None and d == day:
+            days[pk] = dr
+        if until is not None:
+            exhaustion[pk] = (until, scope)
+    return PoolRows(projects, limits, minutes, days, exhaustion)

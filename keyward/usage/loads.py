@@ -170,7 +170,8 @@ class LoadBook:
                 kept.minute = minute
             if stale:
                 self._touched -= stale
-                self._update(kept, pool_loads(session, pool_row, now, stale))
+                # The summary rows give the same figures in one query: this runs before each choice.
+                self._update(kept, pool_loads(session, pool_row, now, stale, summaries=True))
             return kept
 
     def _rebuild(self, session: Session, pool_row: Pool, now: datetime, old: KeptPool | None) -> KeptPool:

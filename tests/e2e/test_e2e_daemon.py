@@ -294,3 +294,26 @@ def test_second_daemon_with_other_state_dir_on_same_sqlite_file_is_refused(tmp_p
         assert not (tmp_path / "two" / "state" / "keyward.db").exists()
     finally:
         first.stop()
+
+
+def test_running_daemon_when_the_key_file_is_removed_replaced_or_edited_restores_it(tmp_path, emu, env):
+    """The timer pass reads the file only when its stat changed; every kind of change still shows."""
+    config = write_config(tmp_path, PROJECTS[:1])
+    proc = DaemonProcess(config, env)
+    path = tmp_path / "run" / "default.key"
+    try:
+        wait_for(lambda: "daemon ready" in proc.log, 60, "the daemon to be ready")
+        secret = wait_for(lambda: _published(tmp_path), 30, "a published key")
+        path.unlink()
+        wait_for(lambda: _published(tmp_path) == secret, 30, "the removed file to be restored")
+        other = tmp_path / "run" / "edited"
+        other.write_text("AQ." + "x" * (len(secret) - 3) + "\n")
+        os.replace(other, path)  # how an editor saves: another file under the same name
+        wait_for(lambda: _published(tmp_path) == secret, 30, "the replaced file to be restored")
+        before = path.stat().st_size
+        with open(path, "r+b") as f:  # same inode, same size: only the times show it
+            f.write(b"AQ." + b"y" * (before - 4) + b"\n")
+        wait_for(lambda: _published(tmp_path) == secret, 30, "the file edited in place to be restored")
+        assert secret not in proc.log
+    finally:
+        proc.stop()

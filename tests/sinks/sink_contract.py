@@ -58,6 +58,16 @@ class SinkContract:
         assert new[4:] not in message
         assert sink.read() == old
 
+    def test_change_marker_when_key_replaced_or_withdrawn_changes_or_is_unknown(self, sink):
+        sink.publish(new_fake_key(), "key-1")
+        first = sink.change_marker()
+        sink.publish(new_fake_key(), "key-2")
+        second = sink.change_marker()
+        assert second is None or second != first
+        sink.withdraw()
+        gone = sink.change_marker()
+        assert gone is None or gone != second
+
     def test_withdraw_when_published_leaves_nothing(self, sink):
         sink.publish(new_fake_key(), "key-1")
         sink.withdraw()

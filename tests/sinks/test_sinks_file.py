@@ -248,3 +248,39 @@ def test_publish_when_env_with_variables_writes_each_name_and_reads_back(tmp_pat
 def test_file_sink_when_variables_invalid_raises_config_error(tmp_path, variables):
     with pytest.raises(ConfigError, match="variables"):
         FileSink("p", path=str(tmp_path / "k.env"), format="env", variables=variables)
+
+
+def test_change_marker_when_file_just_written_is_unknown_until_its_times_settle(tmp_path, monkeypatch):
+    from keyward import atomicfile
+
+    sink = FileSink("default", path=str(tmp_path / "default.key"))
+    sink.publish(new_fake_key(), "key-1")
+    monkeypatch.setattr(atomicfile, "SETTLE_NS", 10**15)
+    assert sink.change_marker() is None  # a same-size rewrite in the same clock tick could hide
+    monkeypatch.setattr(atomicfile, "SETTLE_NS", -10**15)
+    assert sink.change_marker() == sink.change_marker() is not None
+
+
+def test_change_marker_when_replaced_edited_or_removed_changes(tmp_path, monkeypatch):
+    from keyward import atomicfile
+
+    monkeypatch.setattr(atomicfile, "SETTLE_NS", -10**15)
+    monkeypatch.setattr(atomicfile, "SETTLE_COARSE_NS", -10**15)
+    path = tmp_path / "default.key"
+    sink = FileSink("default", path=str(path))
+    key = new_fake_key()
+    sink.publish(key, "key-1")
+    first = sink.change_marker()
+    sink.publish(key, "key-1")  # the same content, written again: another file
+    replaced = sink.change_marker()
+    assert replaced != first
+    os.chmod(path, 0o644)
+    chmodded = sink.change_marker()
+    assert chmodded != replaced
+    before = os.lstat(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert sink.change_marker() != chmodded
+    path.unlink()
+    assert sink.change_marker() is None
+    path.symlink_to(tmp_path / "elsewhere")
+    assert sink.change_marker() is not None and sink.change_marker() != first

@@ -100,8 +100,54 @@ def test_status_json_when_run_as_a_process_is_valid_json(setup):
     assert secret not in proc.stdout + proc.stderr
 
 
-def test_status_cli_when_json_is_compact_unless_pretty(setup):
+def test_status_cli_when_json_is_compact_unless_pretty(setup, monkeypatch):
+    from datetime import datetime, timezone
+
+    from keyward.context import Context
+
     path, _ = setup
+    instant = datetime.now(timezone.utc)  # both builds at one instant: ages and generated_at agree
+    monkeypatch.setattr(Context, "now", lambda self: instant)
     compact, indented = _run(path, "--json").output, _run(path, "--json", "--pretty").output
     assert compact.count("\n") == 1 and indented.startswith('{\n  "daemon": {')
     assert json.loads(compact) == json.loads(indented)
+
+
+def _process(tmp_path, *args, env_extra=None):
+    env = {**os.environ, "KEYWARD_STATE_DIR": str(tmp_path / "state"), "KEYWARD_RUNTIME_DIR": str(tmp_path / "run"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path), **(env_extra or {})}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-m", "keyward", *args], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=str(REPO))
+
+
+@pytest.mark.parametrize("config, exit_code", [
+    ('[pools.main]\nmodle = "x"\n', 2),  # a config error
+    ('database = "postgresql://nobody@127.0.0.1:1/none"\n', 1),  # a database nobody answers for
+])
+def test_status_when_no_daemon_fails_reports_as_every_command_does(tmp_path, config, exit_code):
+    # `status --json` builds the status without click; `--top 5` takes the click path: same words
+    path = tmp_path / "keyward.toml"
+    path.write_text(config, encoding="utf-8")
+    fast = _process(tmp_path, "--config", str(path), "status", "--json")
+    slow = _process(tmp_path, "--config", str(path), "status", "--json", "--top", "5")
+    assert (fast.returncode, fast.stderr, fast.stdout) == (slow.returncode, slow.stderr, slow.stdout)
+    assert fast.returncode == exit_code and fast.stderr.startswith("keyward: error: ")
+
+
+def test_status_when_keyward_config_names_a_missing_file_says_so_as_click_does(tmp_path):
+    missing = str(tmp_path / "nowhere.toml")
+    fast = _process(tmp_path, "status", "--check", env_extra={"KEYWARD_CONFIG": missing})
+    slow = _process(tmp_path, "status", "--check", "--top", "5", env_extra={"KEYWARD_CONFIG": missing})
+    assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr)
+    assert fast.returncode == 2 and missing in fast.stderr
+
+
+def test_status_json_when_no_daemon_runs_equals_the_click_path(setup, tmp_path):
+    path, secret = setup
+    fast = _process(tmp_path, "--config", str(path), "status", "--json")
+    slow = _process(tmp_path, "--config", str(path), "status", "--json", "--top", "5")
+    assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+    first, second = json.loads(fast.stdout), json.loads(slow.stdout)
+    first.pop("generated_at"), second.pop("generated_at")
+    assert first == second and secret not in fast.stdout

@@ -69,3 +69,11 @@ def test_status_when_leader_lease_expired_warns_no_leader(tmp_path, sqlite_url):
     finally:
         member.stop()
         ctx.close()
+
+
+def test_status_when_reading_members_names_the_rows_leadership_writes():
+    # status reads the instance rows and the leader lease without importing keyward.leadership
+    from keyward import leadership, status
+
+    assert status.INSTANCE_PREFIX == leadership.INSTANCE_PREFIX
+    assert status.LEADER_LEASE == leadership.LEADER

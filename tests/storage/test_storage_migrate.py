@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 import keyward
 from keyward.errors import SchemaOutOfDate, SchemaTooNew
-from keyward.storage import migrate
+from keyward.storage import migrate, tables
 from keyward.storage.engine import make_engine
 from keyward.storage.models import Base
 from keyward.storage.store import Store
@@ -32,12 +32,23 @@ def test_upgrade_when_database_is_fresh_reaches_head(engine):
     assert version == keyward.__version__
 
 
-def test_models_when_migrated_match_migrations_without_pending_diff(engine):
+def test_tables_when_migrated_match_migrations_without_pending_diff(engine):
     migrate.run_upgrade(engine)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(ctx, Base.metadata)
+        diff = compare_metadata(ctx, tables.metadata)
     assert diff == []
+
+
+def test_models_when_mapped_use_the_core_tables_and_every_column():
+    # The Core tables the read-only commands query are the ORM's tables, column for column, so the
+    # test above covers what both read.
+    assert Base.metadata is tables.metadata
+    for mapper in Base.registry.mappers:
+        table = mapper.local_table
+        assert tables.metadata.tables[table.name] is table
+        assert all(any(mapped is column for mapped in mapper.columns) for column in table.columns), table.name
+    assert {m.local_table.name for m in Base.registry.mappers} == set(tables.metadata.tables)
 
 
 def test_upgrade_when_run_twice_is_a_no_op(engine):

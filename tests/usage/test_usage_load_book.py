@@ -87,3 +87,22 @@ def test_publish_with_kept_loads_when_current_is_exhausted_switches_like_the_dat
         w.ctx.close()
     assert decided[True] == decided[False]
     assert decided[True][0] != decided[True][1]
+
+
+def test_book_when_reports_touch_projects_on_either_database_equals_a_full_read(tmp_path, any_db_url):
+    w = make_world(tmp_path, any_db_url, PROJECTS)
+    try:
+        book = w.ctx.loads = LoadBook(clock=Ticks())
+        _kept(w, book)
+        accounting.record_usage(w.ctx, key_id=w.keys["alpha-one"], requests=40, input_tokens=900)
+        accounting.record_error(w.ctx, 429, quota_429(violation(RPD_ID)), key_id=w.keys["beta-two"])
+        with w.ctx.store.read() as s:
+            pool = q.get_pool(s, POOL)
+            kept = book.pool(s, pool, w.ctx.now())
+            full = {pl.project_id: pl for pl in accounting.pool_loads(s, pool, w.ctx.now())}
+        assert book.rebuilds == 1 and book.updates >= 1  # recomputed alone, not read whole again
+        assert kept.loads["alpha-one"].usage.rpm == 40
+        assert kept.loads["beta-two"].exhausted_until is not None
+        assert kept.loads == full
+    finally:
+        w.ctx.close()

@@ -1,8 +1,10 @@
 """The per-project summary rows give the same loads as the minute buckets, whatever was written.
 
-`keyward status` without a daemon reads the summaries (`pool_loads(..., summaries=True)`); the
-daemon's kept loads and every other reader go on reading the buckets. The two must never disagree
-after any mix of local reports, 429s and Monitoring points, across a Pacific midnight.
+`keyward status` reads the summaries (through Core, `read_queries.status_projects`), as can
+`pool_loads(..., summaries=True)`, and so does the daemon when its kept loads recompute the few
+projects a report touched (one query for the given projects); the kept loads' full reads and every
+other reader go on reading the buckets. They must never disagree after any mix of local reports,
+429s and Monitoring points, across a Pacific midnight.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from usage_bodies import RPM_ID, quota_429, violation
 from usage_world import MODEL, POOL, make_world
 
 from keyward.quota.windows import Bucket, pacific_date, usage_at
+from keyward.status import build_status
 from keyward.storage import store as q
 from keyward.storage import usage_queries as uq
 from keyward.storage.models import Exhaustion, UsageDay, UsageMinute, UsageSummary
@@ -61,10 +64,15 @@ def _apply(world, op, project, minute, requests, tokens) -> datetime:
     return at
 
 
-def _loads(world, now, summaries):
+def _loads(world, now, summaries, few=False):
     with world.ctx.store.read() as s:
-        return {pl.project_id: (pl.usage, pl.load, pl.exhausted_until, pl.limits)
-                for pl in accounting.pool_loads(s, q.get_pool(s, POOL), now, summaries=summaries)}
+        pool = q.get_pool(s, POOL)
+        if few:  # one project at a time, as the kept loads recompute what a report touched
+            found = [pl for project in PROJECTS for pl in accounting.pool_loads(
+                s, pool, now, [q.get_project(s, project).id], summaries=summaries)]
+        else:
+            found = accounting.pool_loads(s, pool, now, summaries=summaries)
+        return {pl.project_id: (pl.usage, pl.load, pl.exhausted_until, pl.limits) for pl in found}
 
 
 @settings(max_examples=40, deadline=None, database=None,
@@ -82,9 +90,20 @@ def test_summaries_when_reports_429s_and_monitoring_cross_midnight_equal_the_buc
         now = latest + timedelta(seconds=seconds)
         from_buckets = _loads(world, now, summaries=False)
         assert _loads(world, now, summaries=True) == from_buckets
+        assert _loads(world, now, summaries=True, few=True) == from_buckets
+        assert _status_figures(world, now) == {  # status reads the summaries through Core
+            project: ({"rpm": usage.rpm, "tpm": usage.tpm, "rpd": usage.rpd}, until)
+            for project, (usage, _load, until, _limits) in from_buckets.items()}
         for project in PROJECTS:  # and both agree with the pure window function
             expected = usage_at(_merged_buckets(world, project), now)
             assert (from_buckets[project][0].rpm, from_buckets[project][0].tpm) == (expected.rpm, expected.tpm)
+
+
+def _status_figures(world, now):
+    world.clock.now = now
+    return {p["project_id"]: ({name: u["used"] for name, u in p["usage"].items()},
+                              None if p["exhausted_until"] is None else datetime.fromisoformat(p["exhausted_until"]))
+            for p in build_status(world.ctx)["projects"]}
 
 
 def _merged_buckets(world, project):
