@@ -8,10 +8,11 @@ reporting process counts as much as what it costs the daemon. Totals are checked
 at the end. Target: >= 5,000 reports/s sustained through the socket, nothing lost.
 
 Besides the rate, each row says what one report cost in CPU time: in the reporting processes
-(`client us`) and in the daemon (`daemon us`). The `echo` row is the floor any Python daemon and
-reporter pay on this machine: the same processes exchanging the same bytes with a bare Python echo
-server (one thread, selectors), doing nothing else. A rate above what the echo row reaches cannot
-come from ingest code, only from sending fewer round trips.
+(`client us`) and in the daemon (`daemon us`). Two reference rows tell where the rest goes: `raw`
+sends the same reports to the same kind of daemon as pre-encoded batches on a plain socket (what a
+client in a compiled language would pay: the daemon's own ceiling), and `echo` exchanges the same
+bytes with a bare Python echo server (one thread, selectors) doing nothing else: the floor of any
+Python daemon on this machine.
 
     python bench/report_throughput.py [--quick] [--workers 8] [--reports 1500]
 """
@@ -78,6 +79,37 @@ def worker(config_path: str, n: int, keys: list[str]) -> None:
                              config_path=config_path)
         via[reply["via"]] = via.get(reply["via"], 0) + 1
     print("done " + json.dumps({"via": via, "cpu": _cpu_self() - cpu}), flush=True)
+
+
+def raw_worker(config_path: str, n: int, keys: list[str]) -> None:
+    """Report like `worker`, but as pre-encoded batches on a plain socket: no reporter."""
+    import socket
+
+    from keyward.config import load_config
+    from keyward.usage import wire
+    from keyward.usage.reports import UsageReport
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(load_config(config_path).daemon.ingest_socket))
+    batches = [wire.encode_batch([UsageReport(key=key, requests=1, input_tokens=10)]) for key in keys]
+    for batch in batches[:1]:  # warm up, as the reporter's workers do
+        conn.sendall(batch)
+        _answer(conn)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu = _cpu_self()
+    for i in range(n):
+        conn.sendall(batches[i % len(batches)])
+        if not _answer(conn).startswith(b'{"ok": true'):
+            raise SystemExit("the daemon refused a report")
+    print("done " + json.dumps({"via": {"daemon": n}, "cpu": _cpu_self() - cpu}), flush=True)
+
+
+def _answer(conn) -> bytes:
+    reply = conn.recv(65536)
+    while reply and not reply.endswith(b"\n"):
+        reply += conn.recv(65536)
+    return reply
 
 
 def _cpu_self() -> float:
@@ -169,7 +201,7 @@ def run(path: str, workers: int, each: int) -> tuple[float, float, float, int]:
         ctx, config_path, env, keys = make_world(Path(tmp))
         daemon = server = None
         server_pid = None
-        if path == "socket":
+        if path in ("socket", "raw"):
             daemon = Daemon(config_path, {**os.environ, **env}, Path(tmp))
             daemon.wait_ready(120)
             server_pid = daemon.proc.pid
@@ -185,7 +217,8 @@ def run(path: str, workers: int, each: int) -> tuple[float, float, float, int]:
         try:
             child_env = {**os.environ, **env}
             argv = ([sys.executable, __file__, "--echo-worker", echo_path, str(each)] if path == "echo"
-                    else [sys.executable, __file__, "--worker", str(config_path), str(each), json.dumps(keys)])
+                    else [sys.executable, __file__, "--raw-worker" if path == "raw" else "--worker",
+                          str(config_path), str(each), json.dumps(keys)])
             procs = [subprocess.Popen(argv, env=child_env, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True) for _ in range(workers)]
             for p in procs:
@@ -206,7 +239,7 @@ def run(path: str, workers: int, each: int) -> tuple[float, float, float, int]:
                     via[name] = via.get(name, 0) + count
             elapsed = time.perf_counter() - start
             server_cpu = _cpu_of(server_pid) - server_cpu if server_pid else 0.0
-            expected_via = {"socket": "daemon", "database": "database", "echo": "echo"}[path]
+            expected_via = {"socket": "daemon", "raw": "daemon", "database": "database", "echo": "echo"}[path]
             if set(via) != {expected_via}:
                 raise SystemExit(f"{path}: reports went {via}, all should have gone to the {expected_via}")
             for p in procs:
@@ -229,14 +262,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few reports, for CI")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--reports", type=int, default=None, help="reports per worker")
-    parser.add_argument("--paths", default="socket,database,echo",
-                        help="comma-separated rows to run: socket, database, echo")
+    parser.add_argument("--paths", default="socket,database,raw,echo",
+                        help="comma-separated rows to run: socket, database, raw, echo")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--echo-server", help=argparse.SUPPRESS)
     parser.add_argument("--echo-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), json.loads(args.worker[2]))
+        return 0
+    if args.raw_worker:
+        raw_worker(args.raw_worker[0], int(args.raw_worker[1]), json.loads(args.raw_worker[2]))
         return 0
     if args.echo_server:
         echo_server(args.echo_server)
@@ -261,7 +298,8 @@ def main() -> int:
               f"{client_cpu / total * 1e6:>11.0f}{daemon_us:>11}{lost:>6}", flush=True)
         failed |= lost != 0
     print("client us / daemon us: CPU time (user + system) per report in the reporting processes "
-          "together / in the daemon (echo: a bare Python echo server, the floor)")
+          "together / in the daemon; raw: the same daemon, clients without the reporter (plain "
+          "socket, pre-encoded); echo: a bare Python echo server, the floor")
     print("target: socket >= 5000 reports/s, lost = 0")
     return 1 if failed else 0
 
