@@ -81,7 +81,8 @@ def test_demo_in_a_terminal_for_its_default_duration_draws_and_shows_the_whole_s
     assert any(e.kind == "rotation.promoted" and "kept until" in e.message for e in events)
     assert any(e.kind == "key.retired" and "deleted at Google" in e.message for e in events)
     # the hand-made standard key was migrated to an auth key
-    assert any(k.kind == "standard" and k.state in ("previous", "retired") for k in keys)
+    assert any(k.kind == "standard" and k.state in ("previous", "retired") for k in keys), (
+        [(k.key_id, k.kind, k.state) for k in keys], (state / "daemon.log").read_text()[-4000:])
     log = (state / "daemon.log").read_text()
     for secret in (k.secret for k in keys if k.secret):  # never a key string on screen or in the log
         assert secret not in out and secret not in log
