@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
@@ -36,16 +37,26 @@ CONNECT_TIMEOUT = 2.0
 REPLY_TIMEOUT = 30.0
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"pid": None, "configs": {}, "conns": {}, "contexts": {}, "paths": {},
-                          "spools": {}}
+_state: dict[str, Any] = {"configs": {}, "conns": {}, "contexts": {}, "paths": {}, "spools": {}}
 _CONFIG_ENV = ("KEYWARD_CONFIG", "XDG_CONFIG_HOME", "HOME")  # what find_config_path reads
 _SPOOL_ENV = ("KEYWARD_SPOOL_DIR", "XDG_STATE_HOME", "HOME")  # what spool_dir reads
 
 
 def _cache() -> dict[str, Any]:
-    if _state["pid"] != os.getpid():  # never carry a socket or a database connection across fork
-        _state.update(pid=os.getpid(), configs={}, conns={}, contexts={}, paths={}, spools={})
     return _state
+
+
+def _forget_after_fork() -> None:
+    """Never carry a socket or a database connection into a forked child: it would share them
+    with its parent. (Dropped, not closed: they are still the parent's.) A hook rather than a
+    getpid() per report, which is a system call."""
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    _state.update(configs={}, conns={}, contexts={}, paths={}, spools={})
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def close() -> None:
@@ -217,7 +228,7 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
                         conn.connect(address)
                         if family != socket.AF_UNIX:
                             _authenticate(conn, config)
-                        conn.settimeout(REPLY_TIMEOUT)
+                        _reply_timeout(conn)
                         conns[address] = conn
                     conn.sendall(payload)
                     line = _read_line(conn)
@@ -238,6 +249,18 @@ def _via_daemon(config: "Config", reports: list[Report]) -> dict[str, Any] | Non
                         log.debug("ingest endpoint %s did not answer: %s", address, exc)
                         break
     return None
+
+
+def _reply_timeout(conn: socket.socket) -> None:
+    """Bound the wait for an answer in the kernel: a socket with a Python timeout polls before
+    every send and receive, two more system calls per report than a blocking socket needs."""
+    try:
+        conn.settimeout(None)
+        timeval = struct.pack("ll", int(REPLY_TIMEOUT), 0)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except (OSError, struct.error):  # no such option here: the portable (slower) way
+        conn.settimeout(REPLY_TIMEOUT)
 
 
 class _NotTheDaemon(Exception):

@@ -202,3 +202,65 @@ def test_known_keys_when_the_database_changes_are_dropped():
     assert known.get(("fp", None, None, None)) == "target"
     known.bind("second database")
     assert known.get(("fp", None, None, None)) is None
+
+
+def test_reporter_writes_directly_when_the_listener_never_answers(world, monkeypatch):
+    from keyward.usage import reporter
+
+    monkeypatch.setattr(reporter, "REPLY_TIMEOUT", 1)
+    path = world.ctx.config.daemon.ingest_socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(str(path))
+    mute.listen(4)  # connections complete in the backlog; nothing is ever read or answered
+    try:
+        reply = send_reports([UsageReport(pool=POOL, requests=3)], config=world.ctx.config,
+                             context=lambda: world.ctx)
+    finally:
+        mute.close()
+        reporter.close()
+    assert reply["via"] == "database" and _local_requests(world, "alpha-one") == 3
+
+
+def test_forked_child_reports_on_its_own_connection(world, server):
+    import os
+
+    from keyward.usage import reporter
+
+    send_reports([UsageReport(pool=POOL, requests=1)], config=world.ctx.config)
+    parent_conn = next(iter(reporter._state["conns"].values()))
+    pid = os.fork()
+    if pid == 0:  # the child: a shared socket would mix its answers with the parent's
+        code = 1
+        try:
+            reply = send_reports([UsageReport(pool=POOL, requests=2)], config=world.ctx.config)
+            mine = next(iter(reporter._state["conns"].values()))
+            code = 0 if reply["via"] == "daemon" and mine is not parent_conn else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    reply = send_reports([UsageReport(pool=POOL, requests=4)], config=world.ctx.config)
+    assert reply["via"] == "daemon" and reporter._state["conns"] and _local_requests(world, "alpha-one") == 7
+    assert next(iter(reporter._state["conns"].values())) is parent_conn
+    reporter.close()
+
+
+def test_a_connection_that_breaks_the_server_ends_alone(world, server, monkeypatch):
+    from keyward.usage import wire as wire_module
+
+    real = wire_module.decode_line
+
+    def decode(raw, number):
+        if b"boom" in raw:
+            raise RuntimeError("unexpected")
+        return real(raw, number)
+
+    monkeypatch.setattr(wire_module, "decode_line", decode)
+    path = str(world.ctx.config.daemon.ingest_socket)
+    with connect(path, socket.AF_UNIX) as broken:
+        broken.sendall(b'{"type": "usage", "pool": "boom"}\n\n')
+        broken.settimeout(10)
+        assert broken.recv(4096) == b""  # ended without an answer: its reporter writes it itself
+    reply = send_reports([UsageReport(pool=POOL, requests=2)], config=world.ctx.config)
+    assert reply["via"] == "daemon" and _local_requests(world, "alpha-one") == 2
