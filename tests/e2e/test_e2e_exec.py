@@ -87,10 +87,25 @@ def setup(tmp_path):
     s.stderr.close()
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, setup: Setup) -> None:
+    """Stop `keyward exec` the way a user would (SIGTERM, which it passes on), then make sure no
+    child it started outlives the test: a child that ignores SIGTERM would otherwise stay behind."""
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for line in setup.lines():
+        if line[:1] == ["start"]:
+            try:
+                with open(f"/proc/{line[1]}/cmdline", "rb") as fh:
+                    ours = str(setup.child).encode() in fh.read()
+                if ours:
+                    os.kill(int(line[1]), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
 
 
 def test_exec_when_key_switches_restarts_child_with_new_key_within_two_seconds(setup):
@@ -107,7 +122,7 @@ def test_exec_when_key_switches_restarts_child_with_new_key_within_two_seconds(s
         assert ["signal", "SIGTERM", start[1]] in lines  # the old program was asked to stop first
         assert proc.poll() is None
     finally:
-        _stop(proc)
+        _stop(proc, setup)
 
 
 def test_exec_when_signalled_passes_signal_on_and_exits_with_child_status(setup):
@@ -122,7 +137,7 @@ def test_exec_when_signalled_passes_signal_on_and_exits_with_child_status(setup)
         assert proc.wait(10) == 7
         assert ["signal", "SIGTERM", pid] in setup.lines()
     finally:
-        _stop(proc)
+        _stop(proc, setup)
 
 
 def test_exec_when_on_change_signal_sends_it_instead_of_restarting(setup):
@@ -135,7 +150,7 @@ def test_exec_when_on_change_signal_sends_it_instead_of_restarting(setup):
         lines = setup.wait_for(lambda ls: ["signal", "SIGHUP", pid] in ls)
         assert sum(1 for l in lines if l[0] == "start") == 1
     finally:
-        _stop(proc)
+        _stop(proc, setup)
 
 
 def test_exec_when_child_exits_passes_its_exit_code(setup):
@@ -175,4 +190,4 @@ def test_exec_when_child_ignores_sigterm_on_restart_kills_it_after_stop_timeout(
         assert ["signal", "SIGTERM", old_pid] in lines
         assert proc.poll() is None
     finally:
-        _stop(proc)
+        _stop(proc, setup)
