@@ -85,6 +85,14 @@ def test_alerts_when_rotation_fails_n_times_and_key_invalid_fire_each(tmp_path):
         world.ctx.close()
 
 
+def _exhaust_the_pool(world) -> None:
+    """Both projects of pool main out of quota for five minutes, and the pool republished."""
+    for project in ("alpha-1", "beta-2"):
+        world.add_key(project)
+        world.exhaust(project, world.clock.now + timedelta(minutes=5))
+    publish_pools(world.ctx, trigger="quota")
+
+
 def _other_host(world):
     """A second Context on the same database with a state directory of its own: another host."""
     from keyward.context import Context
@@ -98,11 +106,7 @@ def test_alerts_when_the_leader_changes_the_new_one_neither_repeats_nor_forgets_
     world, out = _world(tmp_path)
     other = _other_host(world)
     try:
-        world.add_key("alpha-1")
-        world.add_key("beta-2")
-        world.exhaust("alpha-1", world.clock.now + timedelta(minutes=5))
-        world.exhaust("beta-2", world.clock.now + timedelta(minutes=5))
-        publish_pools(world.ctx, trigger="quota")
+        _exhaust_the_pool(world)
         assert [(s, e.event) for s, e in alerts.check(world.ctx)] == [("firing", "all_exhausted")]
         assert alerts.check(other) == []              # the new leader knows it was announced
         world.clock.advance(minutes=6)
@@ -118,11 +122,7 @@ def test_alerts_when_the_leader_changes_the_new_one_neither_repeats_nor_forgets_
 def test_alerts_when_upgrading_take_over_what_the_host_file_recorded_then_remove_it(tmp_path):
     world, out = _world(tmp_path)
     try:
-        world.add_key("alpha-1")
-        world.add_key("beta-2")
-        world.exhaust("alpha-1", world.clock.now + timedelta(minutes=5))
-        world.exhaust("beta-2", world.clock.now + timedelta(minutes=5))
-        publish_pools(world.ctx, trigger="quota")
+        _exhaust_the_pool(world)
         legacy = world.tmp_path / "state" / alerts.STATE_FILE
         legacy.write_text(json.dumps({"all_exhausted:main": {"event": "all_exhausted", "message": "m",
                                                               "pool": "main"},
