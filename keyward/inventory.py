@@ -320,8 +320,8 @@ def add_key(ctx: "Context", project_id: str, secret: str, *, replaces: str | Non
         q.journal(s, "key.added", f"{kind} key {key.masked} added by the operator", project=project_id,
                   key_id=key.key_id, now=now)
         if kind == keystrings.STANDARD:
-            q.journal(s, "key.standard", "standard (AIza) keys are rejected by Gemini since September 2026; "
-                      "replace it with an auth key", level="warning", project=project_id, key_id=key.key_id, now=now)
+            q.journal(s, "key.standard", "standard (AIza) keys are rejected by Gemini since September 2026 and "
+                      "never published; replace it with an auth key", level="warning", project=project_id, key_id=key.key_id, now=now)
         return KeyView.of(key)
 
 

@@ -448,7 +448,8 @@ def _key(k, current: bool, now: datetime, warnings: list[dict[str, Any]]) -> dic
     if k.kind == "standard" and k.state != "invalid":
         warnings.append(_warning("standard_key", "warning",
                                  f"key {k.key_id} of {project_id} is a standard (AIza) key: Gemini rejects "
-                                 "those since September 2026; replace it with an auth key",
+                                 "those since September 2026, so it is never published; replace it "
+                                 "with an auth key",
                                  project_id=project_id, key_id=k.key_id))
     if k.state == "invalid":
         warnings.append(_warning("invalid_key", "error",

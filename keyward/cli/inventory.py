@@ -125,8 +125,8 @@ def key_add(inv: Invocation, project_id: str, replaces: str | None) -> None:
     view = inventory.add_key(inv.context(), project_id, _read_secret(), replaces=replaces)
     click.echo(f"key {view.key_id} ({view.kind}, {view.masked}) added to {project_id} and active")
     if view.kind == "standard":
-        click.echo("warning: Gemini rejects standard (AIza) keys since September 2026; "
-                   "create an auth key bound to a service account", err=True)
+        click.echo("warning: Gemini rejects standard (AIza) keys since September 2026, so keyward never "
+                   "publishes this one; create an auth key bound to a service account", err=True)
 
 
 @key.command("list")

@@ -3,7 +3,8 @@
 Quota belongs to the project, so each project offers one key: its newest active key, plus the
 pool's current key when that is another active key of the same project (so a second active key
 never makes the published one move). A key without a stored secret cannot be published and is
-offered as unusable.
+offered as unusable, and so is a standard (AIza) key: Gemini has rejected those since September
+2026, so publishing one would hand every reader a key that fails on each call.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class KeyOffer:
     key_id: str
     has_secret: bool
     state: str = "active"
+    kind: str = "auth"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ def build_candidates(
 ) -> list[Candidate]:
     """Return one candidate per project (two when the current key is a second active key).
 
-    Keys whose state is not `active` (e.g. `invalid`) and keys without a secret are unusable. A
+    Keys whose state is not `active` (e.g. `invalid`), keys without a secret and standard keys are
+    unusable. A
     project with no load facts counts as unloaded (load None), like a project without known limits.
     """
     seen: set[str] = set()
@@ -61,7 +64,7 @@ def build_candidates(
             key_id=offer.key_id,
             load=load,
             exhausted_until=None if facts is None else facts.exhausted_until,
-            usable=offer.has_secret and offer.state == "active",
+            usable=offer.has_secret and offer.state == "active" and offer.kind != "standard",
         ))
     return out
 

@@ -357,8 +357,8 @@ def _quiet_decision(ctx: "Context", s: "Session", snap: "PoolSnapshot", now: dat
 
 
 def _offers(s: "Session", pool: "Pool") -> list[KeyOffer]:
-    return [KeyOffer(pid, key_id, bool(has_secret), state)
-            for pid, key_id, has_secret, state in q.active_key_offers(s, pool)]
+    return [KeyOffer(pid, key_id, bool(has_secret), state, kind)
+            for pid, key_id, has_secret, state, kind in q.active_key_offers(s, pool)]
 
 
 def _gone_current(s: "Session", pool: "Pool") -> KeyOffer | None:
@@ -366,7 +366,7 @@ def _gone_current(s: "Session", pool: "Pool") -> KeyOffer | None:
     was left (invalid, retired)."""
     gone = q.find_key(s, pool.current_key_id) if pool.current_key_id else None
     if gone is not None and gone.project.pool_id == pool.id:
-        return KeyOffer(gone.project.project_id, gone.key_id, False, gone.state)
+        return KeyOffer(gone.project.project_id, gone.key_id, False, gone.state, gone.kind)
     return None
 
 
@@ -395,7 +395,8 @@ def _kept_candidates(s: "Session", book: "LoadBook", pool: "Pool", now: datetime
 
 
 def _publishable(key, pool: "Pool") -> bool:
-    return key is not None and key.state == "active" and key.has_secret and key.project.pool_id == pool.id
+    return (key is not None and key.state == "active" and key.kind != "standard" and key.has_secret
+            and key.project.pool_id == pool.id)
 
 
 def _keep_last(s: "Session", pool: "Pool", why: str, trigger: str, now: datetime) -> _Decision:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from keyward.errors import MasterKeyError, NotFound
@@ -398,12 +398,14 @@ def events_after(s: Session, after_id: int, kinds: Sequence[str]) -> Sequence[Ev
 
 
 def active_key_offers(s: Session, pool: Pool) -> Sequence:
-    """The pool's active keys as plain rows (project_id, key_id, has_secret, state), newest first per
-    project: what selection needs, without building an ORM object per key (most of the cost at
-    thousands of projects)."""
+    """The pool's active keys as plain rows (project_id, key_id, has_secret, state, kind), per project
+    auth keys first, then newest first: what selection needs, without building an ORM object per key
+    (most of the cost at thousands of projects). Auth keys lead because selection offers a project's
+    first key and never publishes a standard one."""
     return s.execute(
-        select(Project.project_id, Key.key_id, Key.sealed.is_not(None), Key.state)
+        select(Project.project_id, Key.key_id, Key.sealed.is_not(None), Key.state, Key.kind)
         .join(Project)
         .where(Project.pool_id == pool.id, Key.state == "active")
-        .order_by(Project.project_id, Key.promoted_at.desc(), Key.id.desc())
+        .order_by(Project.project_id, case((Key.kind == "standard", 1), else_=0),
+                  Key.promoted_at.desc(), Key.id.desc())
     ).all()

@@ -83,6 +83,9 @@ def test_demo_in_a_terminal_for_its_default_duration_draws_and_shows_the_whole_s
     # the hand-made standard key was migrated to an auth key
     assert any(k.kind == "standard" and k.state in ("previous", "retired") for k in keys), (
         [(k.key_id, k.kind, k.state) for k in keys], (state / "daemon.log").read_text()[-4000:])
+    # and never published on the way: Gemini rejects it, so the traffic never ran on it
+    standard_ids = {k.key_id for k in keys if k.kind == "standard"}
+    assert not standard_ids & {e.key_id for e in events if e.kind == "selection.switched"}
     log = (state / "daemon.log").read_text()
     for secret in (k.secret for k in keys if k.secret):  # never a key string on screen or in the log
         assert secret not in out and secret not in log
