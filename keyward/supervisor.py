@@ -8,6 +8,8 @@ status (128 + N when a signal N ended it), so a service manager sees the program
 
 The child runs in its own process group (handed the terminal when keyward has it), so a Ctrl-C
 at a terminal reaches it once, through keyward, and a restart can end whatever it started.
+On Linux the kernel sends the program SIGTERM if keyward dies, even by SIGKILL or the OOM killer
+(PR_SET_PDEATHSIG): a program whose key nobody follows any more should not run on unwatched.
 One loop waits on a self-pipe (signal.set_wakeup_fd) with a short timeout: signals and the child's
 exit wake it at once, and each turn checks the published key with a stat.
 """
@@ -73,6 +75,33 @@ def child_environment(base: Mapping[str, str], key: str, variables: Sequence[str
     return env
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _terminate_with_parent():
+    """A hook for the forked child, before it runs the program: ask the kernel for SIGTERM when this
+    process (the thread that forked, which is keyward's only one) ends. None where there is no prctl.
+
+    The signal is tied to the parent of the moment, so a child whose parent already died before the
+    call (it was reparented) ends at once rather than wait for a signal that will never come; with
+    `os._exit`, since a signal would run keyward's own handlers, inherited until the exec.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + int(signal.SIGTERM))
+
+    return hook
+
+
 def exit_status(returncode: int) -> int:
     """A shell's view of a child's status: its exit code, or 128 + N when signal N ended it."""
     return 128 - returncode if returncode < 0 else returncode
@@ -128,7 +157,8 @@ class Supervisor:
         self.key = self.watch.key()
         env = child_environment(self.base_env, self.key, self.variables, self.watch.pool, self._key_id())
         try:
-            self.child = subprocess.Popen(self.argv, env=env, process_group=0)
+            self.child = subprocess.Popen(self.argv, env=env, process_group=0,
+                                          preexec_fn=_terminate_with_parent())
         except FileNotFoundError:
             raise CommandFailed(f"command not found: {self.argv[0]}", 127) from None
         except PermissionError:

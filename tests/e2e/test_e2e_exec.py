@@ -191,3 +191,30 @@ def test_exec_when_child_ignores_sigterm_on_restart_kills_it_after_stop_timeout(
         assert proc.poll() is None
     finally:
         _stop(proc, setup)
+
+
+def test_exec_when_keyward_is_killed_the_program_is_told_to_stop(setup):
+    """SIGKILL gives keyward no chance to pass anything on: the kernel's parent-death signal does."""
+    setup.publish()
+    proc = setup.start(EXIT_ON_TERM="0")
+    try:
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        pid = int(next(l for l in lines if l[0] == "start")[1])
+        proc.kill()
+        proc.wait()
+        setup.wait_for(lambda ls: ["signal", "SIGTERM", str(pid)] in ls)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(pid), "the program outlived keyward exec"
+    finally:
+        _stop(proc, setup)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, exited but not yet reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
