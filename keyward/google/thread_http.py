@@ -10,9 +10,10 @@ a new Http per thread, the service built once).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from keyward.per_thread import PerThread
 
 
 class PerThreadHttp:
@@ -20,27 +21,13 @@ class PerThreadHttp:
     `make()` on first use; `close` closes every thread's connection (a later request reopens)."""
 
     def __init__(self, make: Callable[[], Any]):
-        self._make = make
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: list[Any] = []
-
-    def _mine(self) -> Any:
-        http = getattr(self._local, "http", None)
-        if http is None:
-            http = self._local.http = self._make()
-            with self._lock:
-                self._all.append(http)
-        return http
+        self._connections: PerThread[Any] = PerThread(make)
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        return self._mine().request(*args, **kwargs)
+        return self._connections.get().request(*args, **kwargs)
 
     def close(self) -> None:
-        with self._lock:
-            made, self._all = self._all, []
-        self._local = threading.local()
-        for http in made:
+        for http in self._connections.drain():
             close = getattr(http, "close", None)
             if callable(close):
                 close()

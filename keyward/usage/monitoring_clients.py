@@ -9,9 +9,9 @@ its end.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, Callable
 
+from keyward.per_thread import PerThread
 from keyward.sources import UsageSource, build_source
 
 if TYPE_CHECKING:
@@ -54,22 +54,13 @@ class PerThreadSources:
     built on first use, each closed once at the end."""
 
     def __init__(self, make: Callable[[], UsageSource]):
-        self._make = make
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: list[UsageSource] = []
+        self._sources: PerThread[UsageSource] = PerThread(make)
 
     def get(self) -> UsageSource:
-        source = getattr(self._local, "source", None)
-        if source is None:
-            source = self._local.source = self._make()
-            with self._lock:
-                if all(source is not other for other in self._all):
-                    self._all.append(source)
-        return source
+        return self._sources.get()
 
     def close(self) -> None:
-        for source in self._all:
+        for source in self._sources.drain():
             close = getattr(getattr(source, "client", None), "close", None)
             if callable(close):
                 close()

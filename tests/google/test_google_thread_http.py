@@ -47,3 +47,29 @@ def test_each_thread_sends_through_its_own_connection_and_close_closes_them_all(
     assert all(c.closed for c in made)
     http.request("/again")  # a request after close opens a fresh connection
     assert len(made) == 5 and not made[-1].closed
+
+
+def test_per_thread_sources_close_a_source_shared_by_every_thread_once():
+    from keyward.usage.monitoring_clients import PerThreadSources
+
+    class Client:
+        closes = 0
+
+        def close(self):
+            Client.closes += 1
+
+    class Source:
+        client = Client()
+
+    shared = Source()
+    sources = PerThreadSources(lambda: shared)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(sources.get())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert got == [shared] * 4
+    sources.close()
+    sources.close()  # nothing made since: nothing closed twice
+    assert Client.closes == 1
