@@ -15,6 +15,7 @@ import pytest
 
 from keyward.sinks.file import FileSink
 from support.fakes import fake_auth_key
+from support.processes import alive
 
 KEYWARD = str(Path(sys.executable).with_name("keyward"))
 
@@ -204,17 +205,9 @@ def test_exec_when_keyward_is_killed_the_program_is_told_to_stop(setup):
         proc.wait()
         setup.wait_for(lambda ls: ["signal", "SIGTERM", str(pid)] in ls)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not _alive(pid), "the program outlived keyward exec"
+        assert not alive(pid), "the program outlived keyward exec"
     finally:
         _stop(proc, setup)
 
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie, exited but not yet reaped by init, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -54,13 +54,9 @@ class Counts:
         self.reads = {k: 0 for k in self.reads}
 
 
-@pytest.fixture(params=["db", "kept loads"])
-def world(request, tmp_path):
-    w = make_world(tmp_path)
-    if request.param == "kept loads":
-        w.ctx.loads = LoadBook()
-    yield w
-    w.ctx.close()
+@pytest.fixture
+def world(world_both_ways):
+    return world_both_ways
 
 
 def _key_path(world):

@@ -5,22 +5,16 @@ daemon)."""
 from __future__ import annotations
 
 import pytest
-from publishing_helpers import make_world
 
 from keyward.publishing.service import publish_pools
 from keyward.sinks.file import read_published_file
 from keyward.storage import store as q
-from keyward.usage.loads import LoadBook
 from support.fakes import fake_standard_key
 
 
-@pytest.fixture(params=["db", "kept loads"])
-def world(request, tmp_path):
-    w = make_world(tmp_path)
-    if request.param == "kept loads":
-        w.ctx.loads = LoadBook()
-    yield w
-    w.ctx.close()
+@pytest.fixture
+def world(world_both_ways):
+    return world_both_ways
 
 
 def _key_file(world):

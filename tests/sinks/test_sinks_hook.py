@@ -13,6 +13,7 @@ from sink_contract import new_fake_key
 
 from keyward.sinks.hook import OUTPUT_LOG_LIMIT, run_post_publish
 from keyward.sinks.null import NullSink
+from support.processes import alive
 
 
 def _py(code: str) -> list[str]:
@@ -63,14 +64,6 @@ def test_run_post_publish_when_argv_is_a_string_splits_without_shell(tmp_path):
     assert ok and marker.exists()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_run_post_publish_when_command_hangs_kills_it_and_its_children(tmp_path, caplog):
     pid_file = tmp_path / "child.pid"
     code = (
@@ -87,7 +80,7 @@ def test_run_post_publish_when_command_hangs_kills_it_and_its_children(tmp_path,
     assert "for pool ci timed out after 1s and was killed" in caplog.text
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 10
-    while _alive(child):
+    while alive(child):
         assert time.monotonic() < deadline, "the hook's child survived the timeout"
         time.sleep(0.01)
 
@@ -103,7 +96,7 @@ def test_run_post_publish_when_output_long_logs_it_truncated_at_debug(caplog):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 def test_alive_when_process_exists_is_true():
-    assert _alive(os.getpid())
+    assert alive(os.getpid())
 
 
 def test_run_post_publish_when_command_fails_warns_with_its_output_redacted(caplog):
