@@ -123,7 +123,8 @@ class Daemon:
             log.info("another daemon leads; this pass only publishes")
 
     def _leader_jobs_now(self) -> None:
-        """On becoming leader, run the leader's jobs (rotation first) at once."""
+        """On becoming leader, run the leader's jobs (rotation first) at once, and write the shared
+        heartbeat, so status stops naming the daemon that led before."""
         scheduler = self.scheduler
         if scheduler is None or not scheduler.running:
             return  # the first pass, still to come, runs them
@@ -131,6 +132,8 @@ class Daemon:
         for spec in jobs.job_table(self.ctx.config):
             if spec.name in jobs.LEADER_ONLY:
                 scheduler.modify_job(spec.name, next_run_time=now)
+        if scheduler.get_job("heartbeat") is not None:
+            scheduler.modify_job("heartbeat", next_run_time=now)
 
     def _check_secrets_at_rest(self) -> None:
         """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from support.daemon_harness import DaemonProcess, wait_for
 
@@ -185,10 +186,15 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
             published = config.parent / "run" / "default.key"
             wait_for(lambda: _published_matches_current(hosts.engine, published), 2 * SELECTION + 1,
                      f"{name} to publish the pool's current key within 2 x selection.interval")
-        # The shared heartbeat row is the leader's alone: status does not flip between hosts.
-        with hosts.engine.connect() as conn:
-            beat = json.loads(conn.execute(text("SELECT value FROM meta WHERE name = 'heartbeat'")).scalar())
-        assert beat["pid"] == hosts.leader()[1] and beat["stopped_at"] is None
+        # The shared heartbeat row is the leader's alone: status does not flip between hosts, and
+        # names a new leader within a heartbeat of its election (it beats at once on leading).
+        def beat_is_the_leaders() -> bool:
+            with hosts.engine.connect() as conn:
+                beat = json.loads(conn.execute(text("SELECT value FROM meta WHERE name = 'heartbeat'")).scalar())
+            leader = hosts.leader()
+            return leader is not None and beat["pid"] == leader[1] and beat["stopped_at"] is None
+
+        wait_for(beat_is_the_leaders, 2 * LEASE + 2, "the heartbeat row to name the leader")
     finally:
         hosts.stop()
         reporter.close()
@@ -274,6 +280,45 @@ def test_leader_paused_mid_rotation_is_fenced_off_after_another_takes_over(tmp_p
                 "SELECT key_id FROM events WHERE kind = 'rotation.promoted'"))]
         assert len(promoted) == len(set(promoted)) == 1
         assert follower.proc.poll() is None
+    finally:
+        hosts.stop()
+        emu.stop()
+
+
+def test_leader_stopped_cleanly_the_next_leader_beats_at_once_not_a_heartbeat_later(tmp_path, pg_url, kw_env):
+    """The shared heartbeat row says "stopped" once the leader stops; the daemon that takes over
+    must overwrite it as it starts leading, or status calls the service down for a whole
+    `daemon.heartbeat` (60 s here) while another daemon runs it."""
+    from keyward.emulator import Emulator
+
+    emu = Emulator().start()
+    for pid, number in PROJECTS[:1]:
+        emu.add_project(pid, number)
+    env = {**kw_env, "KEYWARD_GOOGLE_EMULATOR_HOST": emu.address, "KEYWARD_STATE_DIR": "",
+           "KEYWARD_RUNTIME_DIR": ""}
+    hosts = Hosts(tmp_path, pg_url, env)
+    for config in hosts.configs.values():
+        config.write_text(config.read_text().replace('heartbeat = "1s"', 'heartbeat = "60s"'))
+
+    def beat() -> dict:
+        try:
+            with hosts.engine.connect() as conn:
+                value = conn.execute(text("SELECT value FROM meta WHERE name = 'heartbeat'")).scalar()
+        except ProgrammingError:  # the first daemon has not created the schema yet
+            return {}
+        return json.loads(value) if value else {}
+
+    try:
+        hosts.start("h0")
+        first = hosts.procs["h0"]
+        wait_for(lambda: beat().get("pid") == first.proc.pid, 60, "h0 to lead and beat")
+        hosts.start("h1")
+        second = hosts.procs["h1"]
+        wait_for(lambda: "daemon ready" in second.log, 60, "h1 ready")
+        first.stop()  # SIGTERM: the last beat says stopped, and the lease is handed over
+        row = wait_for(lambda: (lambda b: b if b.get("pid") == second.proc.pid else None)(beat()),
+                       2 * LEASE + 5, "h1 to take over and beat at once")
+        assert row["stopped_at"] is None and second.proc.poll() is None
     finally:
         hosts.stop()
         emu.stop()
