@@ -42,6 +42,7 @@ class Daemon:
         self.env = env
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
+        self.wake_event = threading.Event()  # either signal wakes the main loop; neither clears the other
         self.ctx: Context | None = None
         self.scheduler = None
         self.started_at: datetime | None = None
@@ -275,29 +276,38 @@ class Daemon:
     # Signals and the main loop ------------------------------------------------------------------
 
     def _stopping(self) -> bool:
-        # SIGHUP also sets stop_event, only to wake the main loop; a reload is not a stop.
-        return self.stop_event.is_set() and not self.reload_event.is_set()
+        return self.stop_event.is_set()
 
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        signal.signal(signal.SIGHUP, lambda *_: (self.reload_event.set(), self.stop_event.set()))
+        """SIGTERM and SIGINT stop, SIGHUP reloads; each sets its own event and wakes the main loop,
+        so a SIGTERM that arrives while a reload is pending is never lost (a stop wins)."""
+        def stop(*_):
+            self.stop_event.set()
+            self.wake_event.set()
+
+        def reload(*_):
+            self.reload_event.set()
+            self.wake_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
 
     def _main_loop(self, notifier) -> None:
         watchdog = notifier.watchdog_interval()
         heartbeat = self.ctx.config.daemon.heartbeat.total_seconds()
         tick = min(x for x in (watchdog, heartbeat, 5.0) if x)
         while True:
-            self.stop_event.wait(tick)
+            self.wake_event.wait(tick)
+            self.wake_event.clear()  # a signal from here on wakes the next wait at once
+            if self.stop_event.is_set():
+                return
             if self.reload_event.is_set():
                 self.reload_event.clear()
-                self.stop_event.clear()
                 notifier.reloading()
                 self._reload()
                 notifier.ready(self._summary())
                 continue
-            if self.stop_event.is_set():
-                return
             # Ping the watchdog only while the scheduler still runs jobs: a wedged daemon gets restarted.
             if watchdog and time.monotonic() - self._last_beat < 3 * heartbeat + watchdog:
                 notifier.watchdog()

@@ -168,6 +168,20 @@ def test_ready_when_google_is_slow_comes_with_a_key_published_before_google_answ
         sock.close()
 
 
+def test_sigterm_right_after_sighup_still_stops_the_daemon(tmp_path, emu, env):
+    """Both signals land before the main loop wakes (systemd's `reload` then `stop`, a script's
+    kill -HUP; kill -TERM): the reload may run, but the stop must not be forgotten."""
+    config = write_config(tmp_path, PROJECTS[:1])
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in proc.log, 60, "the daemon to be ready")
+        os.kill(proc.proc.pid, signal.SIGHUP)
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        assert proc.wait(12) == 0, proc.log
+    finally:
+        proc.stop()
+
+
 def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_path, emu, env):
     from keyward.storage import store as q
 
