@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # How long SIGTERM waits for a running job before leaving its work journaled for the next start.
-STOP_GRACE_SECONDS = 8.0
+STOP_GRACE_SECONDS = 7.0
 
 
 class Daemon:

@@ -216,6 +216,8 @@ class IngestServer:
         self._effects.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
+            if thread.name.endswith("-effects") and self._effects_running:
+                continue  # a rotation a report started is journaled: waiting for it only delays the exit
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._threads):  # a commit outlived the timeout: cut clients off
             for conn in list(self._conns.values()):

@@ -279,7 +279,7 @@ def test_sigterm_during_slow_rotation_stops_in_time_and_next_start_converges(tmp
         started = time.monotonic()
         proc.signal(signal.SIGTERM)
         assert proc.wait(12) == 0, proc.log
-        assert time.monotonic() - started < 10.5
+        assert time.monotonic() - started < 10  # the README's promise for SIGTERM
     finally:
         proc.stop()
     emu.clear_faults()

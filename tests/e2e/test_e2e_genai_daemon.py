@@ -18,7 +18,9 @@ PROJECTS = [("e2e-alpha-1", "200000000001"), ("e2e-bravo-2", "200000000002")]
 PROGRAM = textwrap.dedent(f"""
     import json
     from keyward.genai import Client
-    with Client("default") as client:
+    # switch_wait: the default 2 s is ample for a daemon that answers in milliseconds, but not
+    # for one sharing two loaded cores with a test suite
+    with Client("default", switch_wait=15) as client:
         out = []
         for _ in range(2):
             answer = client.models.generate_content(model="{MODEL}", contents="hello")

