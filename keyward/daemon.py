@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -40,9 +41,14 @@ class Daemon:
     def __init__(self, config_path: str | None, *, env: Mapping[str, str] | None = None):
         self.config_path = config_path
         self.env = env
-        self.stop_event = threading.Event()
-        self.reload_event = threading.Event()
-        self.wake_event = threading.Event()  # either signal wakes the main loop; neither clears the other
+        # Set by signal handlers, which run on the main thread between bytecodes: plain flags and
+        # a byte down a pipe, never a lock (threading.Event.set takes one, which the main thread
+        # may hold at that moment: a deadlock only SIGKILL ends).
+        self._stop_requested = False
+        self._reload_requested = False
+        self._wake_r = self._wake_w = -1
+        self._joined = False  # leadership joined: only then may the shared heartbeat say "stopped"
+        self._lead_pending = False  # became leader before the first pass scheduled the jobs
         self.ctx: Context | None = None
         self.scheduler = None
         self.started_at: datetime | None = None
@@ -109,6 +115,7 @@ class Daemon:
         finally:
             self._shutdown()
             lock.release()
+            self._remove_signals()
 
     def _join_leadership(self, once: bool = False) -> None:
         """Register this instance and take the leader lease if free (keyward.leadership): only
@@ -120,6 +127,7 @@ class Daemon:
         self.leadership.on_lead = self._leader_jobs_now
         self.leadership.start()
         leadership.attach(self.ctx.store, self.leadership)
+        self._joined = True
         if once and not self.leadership.wait_to_lead(2 * self.leadership.ttl.total_seconds()):
             log.info("another daemon leads; this pass only publishes")
 
@@ -130,11 +138,17 @@ class Daemon:
         if scheduler is None or not scheduler.running:
             return  # the first pass, still to come, runs them
         now = datetime.now().astimezone()
-        for spec in jobs.job_table(self.ctx.config):
-            if spec.name in jobs.LEADER_ONLY:
-                scheduler.modify_job(spec.name, next_run_time=now)
         if scheduler.get_job("heartbeat") is not None:
             scheduler.modify_job("heartbeat", next_run_time=now)
+        for spec in jobs.job_table(self.ctx.config):
+            if spec.name not in jobs.LEADER_ONLY:
+                continue
+            if scheduler.get_job(spec.name) is None:
+                # The first pass is still running, and skipped these as a follower: it runs them
+                # as soon as it has scheduled them (see _start_first_pass).
+                self._lead_pending = True
+                continue
+            scheduler.modify_job(spec.name, next_run_time=now)
 
     def _check_secrets_at_rest(self) -> None:
         """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
@@ -182,6 +196,9 @@ class Daemon:
                 with self._busy:
                     if not self._stopping() and self.scheduler is not None:
                         self._schedule(self.ctx.config)
+                if self._lead_pending:
+                    self._lead_pending = False
+                    self._leader_jobs_now()
                 log.info("first pass done")
             finally:
                 with self._busy:
@@ -276,34 +293,61 @@ class Daemon:
     # Signals and the main loop ------------------------------------------------------------------
 
     def _stopping(self) -> bool:
-        return self.stop_event.is_set()
+        return self._stop_requested
 
     def _install_signals(self) -> None:
-        """SIGTERM and SIGINT stop, SIGHUP reloads; each sets its own event and wakes the main loop,
+        """SIGTERM and SIGINT stop, SIGHUP reloads: each sets its own flag and wakes the main loop,
         so a SIGTERM that arrives while a reload is pending is never lost (a stop wins)."""
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
         def stop(*_):
-            self.stop_event.set()
-            self.wake_event.set()
+            self._stop_requested = True
+            self._wake()
 
         def reload(*_):
-            self.reload_event.set()
-            self.wake_event.set()
+            self._reload_requested = True
+            self._wake()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, reload)
+        self._previous_handlers = {signum: signal.signal(signum, handler) for signum, handler in
+                                   ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload))}
+
+    def _remove_signals(self) -> None:
+        """Put back the handlers found (a daemon run inside another program), then close the pipe."""
+        for signum, handler in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:  # the pipe is full, so the main loop wakes anyway
+            pass
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to `seconds` for a signal; then empty the pipe (a later signal writes again)."""
+        select.select([self._wake_r], [], [], seconds)
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def _main_loop(self, notifier) -> None:
         watchdog = notifier.watchdog_interval()
         heartbeat = self.ctx.config.daemon.heartbeat.total_seconds()
         tick = min(x for x in (watchdog, heartbeat, 5.0) if x)
         while True:
-            self.wake_event.wait(tick)
-            self.wake_event.clear()  # a signal from here on wakes the next wait at once
-            if self.stop_event.is_set():
+            self._sleep(tick)
+            if self._stop_requested:
                 return
-            if self.reload_event.is_set():
-                self.reload_event.clear()
+            if self._reload_requested:
+                self._reload_requested = False
                 notifier.reloading()
                 self._reload()
                 notifier.ready(self._summary())
@@ -394,8 +438,10 @@ class Daemon:
                 logging.shutdown()
                 os._exit(0)
         self._close_servers()
-        if self.ctx is not None:
-            try:  # while still leading: a follower stopping must not mark the shared row stopped
+        if self.ctx is not None and self._joined:
+            # while still leading: a follower stopping must not mark the shared row stopped, nor
+            # a daemon refused at start (another host on the SQLite file, a master key missing)
+            try:
                 jobs.heartbeat(self.ctx, self.started_at, stopping=True)
             except Exception as exc:
                 log.debug("final heartbeat failed: %s", exc)

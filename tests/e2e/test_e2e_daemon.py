@@ -182,6 +182,26 @@ def test_sigterm_right_after_sighup_still_stops_the_daemon(tmp_path, emu, env):
         proc.stop()
 
 
+def test_a_storm_of_sighups_then_sigterm_reloads_and_stops(tmp_path, emu, env):
+    """Signal handlers run on the main thread between bytecodes, wherever the main loop is; one that
+    took a lock the loop holds at that moment would hang the daemon until SIGKILL. Hundreds of
+    SIGHUPs (each reload is a loop turn), then SIGTERM: the daemon reloads, answers and stops."""
+    config = write_config(tmp_path, PROJECTS[:1])
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in proc.log, 60, "the daemon to be ready")
+        for n in range(400):
+            os.kill(proc.proc.pid, signal.SIGHUP)
+            if n % 20 == 0:  # let some land mid-reload, some mid-wait
+                wait_for(lambda: proc.log.count("configuration reloaded") >= n // 20 + 1, 20,
+                         "a reload to finish")
+        os.kill(proc.proc.pid, signal.SIGTERM)
+        assert proc.wait(12) == 0, proc.log[-3000:]
+        assert "Traceback" not in proc.log
+    finally:
+        proc.stop()
+
+
 def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_path, emu, env):
     from keyward.storage import store as q
 
@@ -306,6 +326,12 @@ def test_second_daemon_with_other_state_dir_on_same_sqlite_file_is_refused(tmp_p
         assert second.wait(30) == 1, second.log
         assert "another keyward daemon" in second.log and f"{database}.lock" in second.log
         assert not (tmp_path / "two" / "state" / "keyward.db").exists()
+        # the refused daemon never ran: it must not mark the shared heartbeat row stopped
+        from keyward.storage import store as q
+
+        with _context(config) as ctx, ctx.store.read() as s:
+            beat = json.loads(q.get_meta(s, "heartbeat").value)
+        assert beat["pid"] == first.proc.pid and beat["stopped_at"] is None, beat
     finally:
         first.stop()
 
