@@ -336,6 +336,25 @@ def test_second_daemon_with_other_state_dir_on_same_sqlite_file_is_refused(tmp_p
         first.stop()
 
 
+def test_daemon_refused_for_another_hosts_sqlite_file_leaves_the_shared_heartbeat_alone(tmp_path, emu, env):
+    """Refused at start, a daemon never ran: its exit must not mark the running service stopped."""
+    from keyward.leadership.members import write_instance
+    from keyward.storage import store as q
+
+    config = write_config(tmp_path, PROJECTS[:1])
+    assert DaemonProcess(config, env, "--once").wait(60) == 0  # the database exists
+    theirs = {"pid": 4242, "host": "other-host", "version": "x", "started_at": "2026-01-01T00:00:00+00:00",
+              "at": "2026-01-01T00:00:00+00:00", "stopped_at": None}
+    with _context(config) as ctx, ctx.store.write() as s:
+        write_instance(s, {"id": "0123456789ab", "kind": "daemon", "host": "other-host", "pid": 4242}, ctx.now())
+        q.set_meta(s, "heartbeat", json.dumps(theirs), now=ctx.now())
+    proc = DaemonProcess(config, env)
+    assert proc.wait(30) == 1, proc.log
+    assert "other-host" in proc.log and "cannot be shared between hosts" in proc.log
+    with _context(config) as ctx, ctx.store.read() as s:
+        assert json.loads(q.get_meta(s, "heartbeat").value) == theirs
+
+
 def test_running_daemon_when_the_key_file_is_removed_replaced_or_edited_restores_it(tmp_path, emu, env):
     """The timer pass reads the file only when its stat changed; every kind of change still shows."""
     config = write_config(tmp_path, PROJECTS[:1])
