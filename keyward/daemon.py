@@ -239,7 +239,9 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(4)},
+            # The heartbeat has a thread of its own: four jobs stuck on a slow Google must not
+            # starve it, or the watchdog (fed only while it beats) has systemd kill a working daemon.
+            executors={"default": ThreadPoolExecutor(4), "heartbeat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
@@ -249,12 +251,12 @@ class Daemon:
     def _schedule_heartbeat(self, config: "Config") -> None:
         heartbeat = config.daemon.heartbeat.total_seconds()
         self.scheduler.add_job(self._beat, "interval", id="heartbeat", replace_existing=True,
-                               seconds=heartbeat, misfire_grace_time=max(1, int(heartbeat)))
+                               executor="heartbeat", seconds=heartbeat,
+                               misfire_grace_time=max(1, int(heartbeat)))
 
     def _schedule(self, config: "Config") -> None:
         """(Re)schedule every job. A job whose interval is unchanged keeps its next run: a reload
         must not push rotation (hourly) a whole interval further away each time it happens."""
-        heartbeat = config.daemon.heartbeat.total_seconds()
         now = datetime.now().astimezone()
         for spec in jobs.job_table(config):
             existing = self.scheduler.get_job(spec.name)
@@ -267,8 +269,7 @@ class Daemon:
                 next_run_time=existing.next_run_time if keep else now + timedelta(seconds=spec.seconds),
                 misfire_grace_time=max(1, int(spec.seconds)),
             )
-        self.scheduler.add_job(self._beat, "interval", id="heartbeat", replace_existing=True,
-                               seconds=heartbeat, misfire_grace_time=max(1, int(heartbeat)))
+        self._schedule_heartbeat(config)
 
     def _run_scheduled(self, name: str) -> None:
         if self._stopping():

@@ -90,3 +90,38 @@ def test_leading_before_the_first_pass_scheduled_the_jobs_runs_them_once_it_has(
     finally:
         daemon.scheduler.shutdown(wait=False)
         daemon.ctx.close()
+
+
+def test_heartbeat_goes_on_while_every_job_thread_is_stuck(tmp_path):
+    """Jobs stuck on a slow Google fill the job threads; the heartbeat, which feeds the watchdog,
+    must still beat, or systemd kills a daemon that is only waiting."""
+    import threading
+
+    from keyward.config import load_config
+    from keyward.context import Context
+    from support.daemon_harness import wait_for
+
+    (tmp_path / "keyward.toml").write_text('[daemon]\nheartbeat = "1s"\n')
+    env = {"KEYWARD_STATE_DIR": str(tmp_path / "state"), "KEYWARD_RUNTIME_DIR": str(tmp_path / "run"),
+           "HOME": str(tmp_path)}
+    daemon = Daemon(None, env=env)
+    daemon.ctx = Context(load_config(tmp_path / "keyward.toml", env=env), env=env)
+    release = threading.Event()
+    stuck = threading.Semaphore(0)
+
+    def hang():
+        stuck.release()
+        release.wait(60)
+
+    daemon._start_scheduler()
+    try:
+        for n in range(8):  # more than there are job threads
+            daemon.scheduler.add_job(hang, id=f"hang-{n}")
+        for _ in range(4):
+            assert stuck.acquire(timeout=10), "the job threads did not fill"
+        before = daemon._last_beat
+        wait_for(lambda: daemon._last_beat != before, 10, "a heartbeat with every job thread stuck")
+    finally:
+        release.set()
+        daemon.scheduler.shutdown(wait=False)
+        daemon.ctx.close()
