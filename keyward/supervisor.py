@@ -7,7 +7,10 @@ Signals keyward receives are passed on to the program, and keyward exits with th
 status (128 + N when a signal N ended it), so a service manager sees the program as if it ran alone.
 
 The child runs in its own process group (handed the terminal when keyward has it), so a Ctrl-C
-at a terminal reaches it once, through keyward, and a restart can end whatever it started.
+at a terminal reaches it once, through keyward, and a restart can end whatever it started. Having
+handed it the terminal, keyward also does the shell's part of job control for it: when Ctrl-Z
+stops the program, keyward takes the terminal back and stops itself, so the shell sees the job
+stopped; `fg` continues both and hands the terminal to the program again (as sudo does).
 On Linux the kernel sends the program SIGTERM if keyward dies, even by SIGKILL or the OOM killer
 (PR_SET_PDEATHSIG): a program whose key nobody follows any more should not run on unwatched.
 One loop waits on a self-pipe (signal.set_wakeup_fd) with a short timeout: signals and the child's
@@ -202,6 +205,36 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child.pid, signum)
 
+    def _stopped_from_terminal(self) -> bool:
+        """Whether the child was just stopped by the terminal (Ctrl-Z, a background read or write).
+        Only stops are asked for, so an exit is left for Popen to reap."""
+        if self.child is None or self.child.returncode is not None:
+            return False
+        try:
+            info = os.waitid(os.P_PID, self.child.pid, os.WSTOPPED | os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return (info is not None and info.si_code == os.CLD_STOPPED
+                and info.si_status in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
+
+    def _suspend(self) -> None:
+        """The program stopped at the terminal: give the terminal back to keyward's group and stop
+        keyward too, so the shell regains it. Once continued, hand the terminal on again if the
+        shell made keyward the foreground job (`fg`; after `bg` it stays with the shell), and
+        continue the program."""
+        assert self.child is not None
+        log.debug("the program was stopped at the terminal; stopping too")
+        self._take_terminal_back()
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns once the shell continues us
+        try:
+            foreground = self._tty is not None and os.tcgetpgrp(self._tty) == os.getpgrp()
+        except OSError:
+            foreground = False
+        if foreground:
+            self._give_terminal(self.child.pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.child.pid, signal.SIGCONT)
+
     def _kill_group(self) -> None:
         if self.child is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -228,6 +261,8 @@ class Supervisor:
                 while True:
                     for signum in _drain(wake):
                         if signum == signal.SIGCHLD:
+                            if self._tty is not None and self._stopped_from_terminal():
+                                self._suspend()
                             continue
                         if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
                             stopping = stopping or signum != signal.SIGHUP

@@ -15,7 +15,7 @@ import pytest
 
 from keyward.sinks.file import FileSink
 from support.fakes import fake_auth_key
-from support.processes import alive
+from support.processes import alive, state
 
 KEYWARD = str(Path(sys.executable).with_name("keyward"))
 
@@ -215,3 +215,106 @@ def test_exec_when_keyward_is_killed_the_program_is_told_to_stop(setup):
     finally:
         _stop(proc, setup)
 
+
+
+class _Terminal:
+    """An interactive bash on a pseudo-terminal of its own, driven as a user types at it."""
+
+    def __init__(self, env: dict[str, str]):
+        import fcntl
+        import termios
+        import threading
+
+        self.master, slave = os.openpty()
+
+        def controlling_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave,
+                                     stderr=slave, env={**env, "PS1": "PROMPT> ", "TERM": "dumb"},
+                                     preexec_fn=controlling_terminal)
+        os.close(slave)
+        self.output = b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def wait_for(self, text: str, timeout: float = 15.0, after: int = 0) -> int:
+        """Wait until `text` shows after position `after`; return where it ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            at = self.output.find(text.encode(), after)
+            if at >= 0:
+                return at + len(text)
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not shown within {timeout}s; the terminal shows "
+                             f"{self.output[-1500:].decode(errors='replace')!r}")
+
+    def foreground_group(self) -> int:
+        return os.tcgetpgrp(self.master)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def test_exec_at_a_terminal_ctrl_z_stops_the_job_and_fg_resumes_it(setup):
+    """Job control as at any shell: Ctrl-Z gives the prompt back with the job stopped, `fg` resumes
+    the program with the terminal, Ctrl-C then ends it and keyward with it."""
+    setup.publish()
+    term = _Terminal(setup.env)
+    try:
+        at = term.wait_for("PROMPT> ")
+        term.type(f"{KEYWARD} --config {setup.config} exec -- {sys.executable} {setup.child} {setup.out}\n")
+        lines = setup.wait_for(lambda ls: any(l[0] == "start" for l in ls))
+        child = int(next(l for l in lines if l[0] == "start")[1])
+        _wait_until(lambda: term.foreground_group() == child)  # the program holds the terminal
+        term.type("\x1a")  # Ctrl-Z
+        at = term.wait_for("Stopped", after=at)
+        at = term.wait_for("PROMPT> ", after=at)  # the shell has the terminal back
+        _wait_for_state(child, ("T",))
+        keyward = next(pid for pid in _children_of(term.proc.pid))
+        _wait_for_state(keyward, ("T",))
+        term.type("fg\n")
+        _wait_for_state(child, ("S", "R"))
+        _wait_for_state(keyward, ("S", "R"))
+        _wait_until(lambda: term.foreground_group() == child)  # and the terminal with it
+        term.type("\x03")  # Ctrl-C reaches the program, which ends, and keyward with it
+        term.wait_for("PROMPT> ", after=at)
+        _wait_until(lambda: not alive(child) and not alive(keyward))
+    finally:
+        term.close()
+        for line in setup.lines():
+            if line[:1] == ["start"] and alive(int(line[1])):
+                os.kill(int(line[1]), signal.SIGKILL)
+
+
+def _wait_for_state(pid: int, states: tuple[str, ...]) -> None:
+    _wait_until(lambda: state(pid) in states)
+
+
+def _wait_until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(p) for p in fh.read().split()]

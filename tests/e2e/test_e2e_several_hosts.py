@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from support.daemon_harness import DaemonProcess, wait_for
+from support.processes import state
 
 MODEL = "gemini-2.5-flash"
 PROJECTS = [(f"hosts-proj-{i}", f"31000000000{i}") for i in range(1, 7)]
@@ -268,7 +269,7 @@ def test_leader_paused_mid_rotation_is_fenced_off_after_another_takes_over(tmp_p
         hosts.env = {**env, "KEYWARD_TEST_PAUSE_AT": "promoting"}
         hosts.start("h0")
         paused = hosts.procs["h0"]
-        wait_for(lambda: _state(paused.proc.pid) == "T", 60, "h0 to pause before promoting")
+        wait_for(lambda: state(paused.proc.pid) == "T", 60, "h0 to pause before promoting")
         hosts.env = env
         hosts.start("h1")
         follower = hosts.procs["h1"]
@@ -323,10 +324,3 @@ def test_leader_stopped_cleanly_the_next_leader_beats_at_once_not_a_heartbeat_la
     finally:
         hosts.stop()
         emu.stop()
-
-
-def _state(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
