@@ -39,6 +39,7 @@ class Context:
         self.clock = clock
         self.env = env
         self._store: Store | None = None
+        self._retired = False  # see retire()
         # The daemon's kept loads (keyward.usage.loads.LoadBook); None: read the database each time.
         self.loads: LoadBook | None = None
 
@@ -52,6 +53,11 @@ class Context:
     @property
     def store(self) -> "Store":
         if self._store is None:
+            if self._retired:
+                from keyward.errors import StorageError
+
+                raise StorageError("the configuration was reloaded onto another database; work begun "
+                                   "on the old one stops here")
             from keyward.inventory import sync_config
             from keyward.storage.database import Store
 
@@ -95,6 +101,16 @@ class Context:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def retire(self) -> None:
+        """Close this Context for good, when a reload moved the daemon to another database.
+
+        A job still running on it must not reopen the old database on its next step: it would
+        work there without the daemon's leadership (so as if it led) and leave it open. Its next
+        use of `store` raises StorageError instead; the job ends, and the next runs on the new one.
+        """
+        self._retired = True
+        self.close()
 
     def __enter__(self) -> "Context":
         return self

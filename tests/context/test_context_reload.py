@@ -35,3 +35,20 @@ def test_with_config_when_database_moves_opens_its_own(tmp_path):
     assert new.store is not old.store and _projects(new) == ["bravo-project-2"]
     old.close()
     new.close()
+
+
+def test_retired_when_the_database_moved_refuses_to_reopen_the_old_one(tmp_path):
+    """A job still holding the old Context after a reload moved the database must not reopen it
+    (it would work there outside the daemon's leadership, and leave it open)."""
+    import pytest
+
+    from keyward.errors import StorageError
+
+    old = Context(_config(tmp_path / "one", ["alpha-project-1"]))
+    old.store
+    new = old.with_config(_config(tmp_path / "two", ["bravo-project-2"]))
+    old.retire()
+    with pytest.raises(StorageError, match="reloaded onto another database"):
+        old.store
+    assert _projects(new) == ["bravo-project-2"]
+    new.close()
