@@ -49,6 +49,8 @@ class Daemon:
         self._wake_r = self._wake_w = -1
         self._joined = False  # leadership joined: only then may the shared heartbeat say "stopped"
         self._lead_pending = False  # became leader before the first pass scheduled the jobs
+        self._scheduled = False  # the first pass has scheduled the periodic jobs
+        self._rotate_when_scheduled = False  # a reload during the first pass added projects, maybe
         self.ctx: Context | None = None
         self.scheduler = None
         self.started_at: datetime | None = None
@@ -195,7 +197,11 @@ class Daemon:
                 self.run_pass()
                 with self._busy:
                     if not self._stopping() and self.scheduler is not None:
-                        self._schedule(self.ctx.config)
+                        self._schedule(self.ctx.config)  # the reloaded configuration, if any
+                        self._scheduled = True
+                        if self._rotate_when_scheduled:
+                            self._rotate_when_scheduled = False
+                            self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
                 if self._lead_pending:
                     self._lead_pending = False
                     self._leader_jobs_now()
@@ -382,10 +388,18 @@ class Daemon:
             log.error("reload refused, keeping the running configuration: %s", named(exc))
             return
         old, self.ctx = self.ctx, new_ctx
-        self._schedule(config)
-        if self.scheduler is not None and self.scheduler.get_job("rotation") is not None:
-            # A project the new file adds gets its first key now, not after `rotation_check`.
-            self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
+        with self._busy:
+            if not self._scheduled:
+                # The first pass still runs: it schedules the jobs with this configuration when it
+                # ends. Scheduling them now would run them beside it, rotation at once.
+                self._rotate_when_scheduled = True
+                if self.scheduler is not None:
+                    self._schedule_heartbeat(config)
+            else:
+                self._schedule(config)
+                if self.scheduler is not None and self.scheduler.get_job("rotation") is not None:
+                    # A project the new file adds gets its first key now, not after `rotation_check`.
+                    self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
         if self.ingest is not None:
             self.ingest.config_changed()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")
@@ -396,7 +410,7 @@ class Daemon:
 
                 leadership.attach(new_ctx.store, self.leadership)
                 self.leadership.beat()
-            old.close()
+            old.retire()  # a job still on it ends at its next step instead of reopening it
         jobs.run_job(jobs.JobSpec("publish", 0, jobs.publish), self.ctx)
 
     # Servers ------------------------------------------------------------------------------------

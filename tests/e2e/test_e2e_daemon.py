@@ -202,6 +202,38 @@ def test_a_storm_of_sighups_then_sigterm_reloads_and_stops(tmp_path, emu, env):
         proc.stop()
 
 
+def test_sighup_moving_the_database_runs_on_the_new_one_and_stops_cleanly(tmp_path, emu, env):
+    """A reload that names another database: the daemon leads, rotates and publishes there, and the
+    old one is closed for good (a job still on it may not reopen it)."""
+    from sqlalchemy import create_engine, text
+
+    config = write_config(tmp_path, PROJECTS[:1])
+    proc = DaemonProcess(config, env)
+    moved = tmp_path / "moved.db"
+    try:
+        wait_for(lambda: "first pass done" in proc.log, 60, "the first pass")
+        config.write_text(f'database = "sqlite:///{moved}"\n' + config.read_text())
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proc.log, 20, "the reload")
+
+        def active_keys_in_moved() -> int:
+            engine = create_engine(f"sqlite:///{moved}")
+            try:
+                with engine.connect() as conn:
+                    return int(conn.execute(text("SELECT count(*) FROM keys WHERE state = 'active'")).scalar())
+            except Exception:  # not created yet
+                return 0
+            finally:
+                engine.dispose()
+
+        wait_for(active_keys_in_moved, 30, "the project's first key in the new database")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(12) == 0, proc.log
+        assert "Traceback" not in proc.log
+    finally:
+        proc.stop()
+
+
 def test_sighup_with_good_config_reloads_and_with_bad_config_keeps_running(tmp_path, emu, env):
     from keyward.storage import store as q
 
@@ -254,6 +286,31 @@ def test_sighup_adding_a_managed_project_gives_it_a_key_long_before_the_next_rot
         assert len(_live_keys(emu, PROJECTS[0][0])) == 1, "the reload must not rotate what is not due"
     finally:
         proc.stop()
+
+
+def test_sighup_during_the_first_pass_adds_the_project_when_the_pass_ends(tmp_path, emu, env):
+    """A reload while the first pass still runs (Google is slow) leaves the scheduling to the pass,
+    which then uses the new configuration and gives the added project its key at once, not at the
+    next hourly rotation check."""
+    hourly = lambda path: path.write_text(path.read_text().replace('rotation_check = "1s"',  # noqa: E731
+                                                                     'rotation_check = "1h"'))
+    config = write_config(tmp_path, PROJECTS[:1])
+    hourly(config)
+    emu.inject_fault(service="apikeys", status=0, latency_ms=1500, count=4)  # a slow first pass
+    proc = DaemonProcess(config, env)
+    try:
+        wait_for(lambda: "daemon ready" in proc.log, 60, "the daemon to be ready")
+        write_config(tmp_path, PROJECTS)
+        hourly(config)
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proc.log, 20, "the reload")
+        assert "first pass done" not in proc.log.split("configuration reloaded")[0], "too late to test"
+        wait_for(lambda: "first pass done" in proc.log, 60, "the first pass")
+        wait_for(lambda: any(pid == PROJECTS[1][0] for pid, _, _ in _keys_by_state(config).get("active", [])),
+                 30, "a key for the project the reload added")
+    finally:
+        proc.stop()
+        emu.clear_faults()
 
 
 def _rotation_started(config: Path) -> bool:
