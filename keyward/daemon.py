@@ -48,9 +48,9 @@ class Daemon:
         self._reload_requested = False
         self._wake_r = self._wake_w = -1
         self._joined = False  # leadership joined: only then may the shared heartbeat say "stopped"
-        self._lead_pending = False  # became leader before the first pass scheduled the jobs
-        self._scheduled = False  # the first pass has scheduled the periodic jobs
-        self._rotate_when_scheduled = False  # a reload during the first pass added projects, maybe
+        self._previous_handlers: dict[int, object] = {}
+        self._scheduled = False  # the first pass has scheduled the periodic jobs (under _busy)
+        self._due_when_scheduled: dict[str, None] = {}  # jobs to run once it has, in order (_run_soon)
         self.ctx: Context | None = None
         self.scheduler = None
         self.started_at: datetime | None = None
@@ -139,18 +139,23 @@ class Daemon:
         scheduler = self.scheduler
         if scheduler is None or not scheduler.running:
             return  # the first pass, still to come, runs them
-        now = datetime.now().astimezone()
-        if scheduler.get_job("heartbeat") is not None:
-            scheduler.modify_job("heartbeat", next_run_time=now)
-        for spec in jobs.job_table(self.ctx.config):
-            if spec.name not in jobs.LEADER_ONLY:
-                continue
-            if scheduler.get_job(spec.name) is None:
-                # The first pass is still running, and skipped these as a follower: it runs them
-                # as soon as it has scheduled them (see _start_first_pass).
-                self._lead_pending = True
-                continue
-            scheduler.modify_job(spec.name, next_run_time=now)
+        if scheduler.get_job("heartbeat") is not None:  # scheduled from the start
+            scheduler.modify_job("heartbeat", next_run_time=datetime.now().astimezone())
+        # A first pass still running skipped these as a follower: they run once it schedules them.
+        self._run_soon([spec.name for spec in jobs.job_table(self.ctx.config)
+                        if spec.name in jobs.LEADER_ONLY])  # rotation first
+
+    def _run_soon(self, names: list[str]) -> None:
+        """Run these periodic jobs at once, or, while the first pass has not scheduled them yet, as
+        soon as it has. The check and the scheduling share `_busy`, so no request falls between."""
+        with self._busy:
+            if not self._scheduled:
+                self._due_when_scheduled.update(dict.fromkeys(names))
+                return
+            now = datetime.now().astimezone()
+            for name in names:
+                if self.scheduler.get_job(name) is not None:
+                    self.scheduler.modify_job(name, next_run_time=now)
 
     def _check_secrets_at_rest(self) -> None:
         """Refuse to start when a sealed key string cannot be opened (MasterKeyError names where we looked)."""
@@ -195,16 +200,7 @@ class Daemon:
                 self._running_jobs += 1
             try:
                 self.run_pass()
-                with self._busy:
-                    if not self._stopping() and self.scheduler is not None:
-                        self._schedule(self.ctx.config)  # the reloaded configuration, if any
-                        self._scheduled = True
-                        if self._rotate_when_scheduled:
-                            self._rotate_when_scheduled = False
-                            self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
-                if self._lead_pending:
-                    self._lead_pending = False
-                    self._leader_jobs_now()
+                self._schedule_after_first_pass()
                 log.info("first pass done")
             finally:
                 with self._busy:
@@ -214,6 +210,17 @@ class Daemon:
         thread = threading.Thread(target=work, name="keyward-first-pass", daemon=True)
         thread.start()
         return thread
+
+    def _schedule_after_first_pass(self) -> None:
+        """Schedule the periodic jobs (with the configuration of now, reloaded or not), then run at
+        once those asked for meanwhile (_run_soon)."""
+        with self._busy:
+            if self._stopping() or self.scheduler is None:
+                return
+            self._schedule(self.ctx.config)
+            self._scheduled = True
+            due, self._due_when_scheduled = list(self._due_when_scheduled), {}
+            self._run_soon(due)
 
     def _beat(self) -> None:
         try:
@@ -322,7 +329,7 @@ class Daemon:
 
     def _remove_signals(self) -> None:
         """Put back the handlers found (a daemon run inside another program), then close the pipe."""
-        for signum, handler in getattr(self, "_previous_handlers", {}).items():
+        for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
         for fd in (self._wake_r, self._wake_w):
@@ -389,17 +396,14 @@ class Daemon:
             return
         old, self.ctx = self.ctx, new_ctx
         with self._busy:
-            if not self._scheduled:
-                # The first pass still runs: it schedules the jobs with this configuration when it
-                # ends. Scheduling them now would run them beside it, rotation at once.
-                self._rotate_when_scheduled = True
-                if self.scheduler is not None:
-                    self._schedule_heartbeat(config)
-            else:
+            if self._scheduled:
                 self._schedule(config)
-                if self.scheduler is not None and self.scheduler.get_job("rotation") is not None:
-                    # A project the new file adds gets its first key now, not after `rotation_check`.
-                    self.scheduler.modify_job("rotation", next_run_time=datetime.now().astimezone())
+            elif self.scheduler is not None:
+                # The first pass still runs and schedules the jobs with this configuration when it
+                # ends; scheduling them now would run them beside it.
+                self._schedule_heartbeat(config)
+        # A project the new file adds gets its first key now, not after `rotation_check`.
+        self._run_soon(["rotation"])
         if self.ingest is not None:
             self.ingest.config_changed()
         log.info("configuration reloaded from %s", config.source or "built-in defaults")

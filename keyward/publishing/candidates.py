@@ -37,6 +37,11 @@ class LoadFacts:
     exhausted_until: datetime | None
 
 
+def publishable(state: str, kind: str, has_secret: bool) -> bool:
+    """Whether a key may be published: active, its string stored, and not a standard key."""
+    return has_secret and state == "active" and kind != "standard"
+
+
 def build_candidates(
     offers: Iterable[KeyOffer],
     loads: Mapping[str, LoadFacts],
@@ -44,9 +49,8 @@ def build_candidates(
 ) -> list[Candidate]:
     """Return one candidate per project (two when the current key is a second active key).
 
-    Keys whose state is not `active` (e.g. `invalid`), keys without a secret and standard keys are
-    unusable. A
-    project with no load facts counts as unloaded (load None), like a project without known limits.
+    Only keys `publishable` says may be published are usable. A project with no load facts counts
+    as unloaded (load None), like a project without known limits.
     """
     seen: set[str] = set()
     out: list[Candidate] = []
@@ -64,7 +68,7 @@ def build_candidates(
             key_id=offer.key_id,
             load=load,
             exhausted_until=None if facts is None else facts.exhausted_until,
-            usable=offer.has_secret and offer.state == "active" and offer.kind != "standard",
+            usable=publishable(offer.state, offer.kind, offer.has_secret),
         ))
     return out
 

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from keyward.errors import KeywardError, PublishError
 from keyward.keystrings import redact
-from keyward.publishing.candidates import KeyOffer, LoadFacts, PoolOffers, build_candidates, top_candidates
+from keyward.publishing.candidates import (KeyOffer, LoadFacts, PoolOffers, build_candidates, publishable,
+                                           top_candidates)
 from keyward.publishing.sinkset import sinks_for
 from keyward.publishing.statefile import cleanup_state_temp_files, write_state
 from keyward.quota.selection import Candidate, choose
@@ -395,7 +396,7 @@ def _kept_candidates(s: "Session", book: "LoadBook", pool: "Pool", now: datetime
 
 
 def _publishable(key, pool: "Pool") -> bool:
-    return (key is not None and key.state == "active" and key.kind != "standard" and key.has_secret
+    return (key is not None and publishable(key.state, key.kind, key.has_secret)
             and key.project.pool_id == pool.id)
 
 

@@ -78,10 +78,7 @@ def test_leading_before_the_first_pass_scheduled_the_jobs_runs_them_once_it_has(
     daemon.scheduler.start(paused=True)  # nothing runs: only the plan is looked at
     try:
         daemon._leader_jobs_now()  # no leader job scheduled yet: nothing to move, but remembered
-        assert daemon._lead_pending
-        daemon._schedule(daemon.ctx.config)  # what the first pass does when it ends ...
-        daemon._lead_pending = False
-        daemon._leader_jobs_now()  # ... and then, having led meanwhile
+        daemon._schedule_after_first_pass()  # what the first pass does when it ends
         soon = datetime.now().astimezone() + timedelta(seconds=5)
         leader_jobs = [spec.name for spec in jobs.job_table(daemon.ctx.config) if spec.name in jobs.LEADER_ONLY]
         assert leader_jobs
