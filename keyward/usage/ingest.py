@@ -132,6 +132,7 @@ class IngestServer:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._threads: list[threading.Thread] = []
+        self._effects_thread: threading.Thread | None = None
         self._conns: dict[int, _Conn] = {}  # by file descriptor
         self._sel: selectors.BaseSelector | None = None
         self._next_check = 0.0  # when a connection's deadline may have passed, at the earliest
@@ -175,6 +176,7 @@ class IngestServer:
             thread = threading.Thread(target=target, name=f"keyward-ingest-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._effects_thread = self._threads[-1]
         log.info("ingest listening on %s", ", ".join(self.describe()))
         return self
 
@@ -216,7 +218,7 @@ class IngestServer:
         self._effects.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            if thread.name.endswith("-effects") and self._effects_running:
+            if thread is self._effects_thread and self._effects_running:
                 continue  # a rotation a report started is journaled: waiting for it only delays the exit
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._threads):  # a commit outlived the timeout: cut clients off
